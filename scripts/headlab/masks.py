@@ -1,0 +1,98 @@
+"""Head masks: which heads a disabling experiment replaces.
+
+Names are 1-based like the paper ("L2-H12" = layer 2, head 12; "L1" = every head of layer 1);
+inside a mask the heads are 0-based (layer, head) pairs, the indices the engine uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+KINDS = ("baseline", "head", "layer", "named")
+_TOKEN = re.compile(r"^L(?P<layer>\d+)(?:-H(?P<head>\d+))?$")
+
+
+class MaskError(ValueError):
+    """A mask that names a head or layer the model does not have, or cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class HeadMask:
+    name: str
+    kind: str
+    heads: frozenset[tuple[int, int]]  # 0-based (layer, head)
+    layer: int | None = None  # 1-based, for kind head/layer
+    head: int | None = None  # 1-based, for kind head
+
+    @property
+    def first_layer(self) -> int | None:
+        """The lowest (0-based) layer the mask touches: everything below it is unchanged."""
+        return min(layer for layer, _ in self.heads) if self.heads else None
+
+
+def baseline_mask() -> HeadMask:
+    return HeadMask("baseline", "baseline", frozenset())
+
+
+def single_head_masks(layers: int, heads: int) -> list[HeadMask]:
+    return [
+        HeadMask(
+            f"L{layer + 1}-H{head + 1}", "head", frozenset({(layer, head)}), layer=layer + 1, head=head + 1
+        )
+        for layer in range(layers)
+        for head in range(heads)
+    ]
+
+
+def single_layer_masks(layers: int, heads: int) -> list[HeadMask]:
+    return [
+        HeadMask(f"L{layer + 1}", "layer", frozenset((layer, h) for h in range(heads)), layer=layer + 1)
+        for layer in range(layers)
+    ]
+
+
+def sweep_masks(layers: int, heads: int) -> list[HeadMask]:
+    """The baseline, every single head and every single layer (Figures 8 and 9)."""
+    return [baseline_mask(), *single_head_masks(layers, heads), *single_layer_masks(layers, heads)]
+
+
+def parse_named_mask(
+    name: str, tokens: Sequence[str], layers: int, heads: int, key: str = "masks"
+) -> HeadMask:
+    """A config mask such as ["L2-H12", "L4-H1"]; "L3" alone means all heads of layer 3."""
+    if not tokens:
+        raise MaskError(f"{key}.{name} is empty; list heads like 'L2-H12' or whole layers like 'L3'")
+    chosen: set[tuple[int, int]] = set()
+    for i, token in enumerate(tokens):
+        match = _TOKEN.match(str(token).strip())
+        where = f"{key}.{name}[{i}] = {token!r}"
+        if not match:
+            raise MaskError(f"{where}: expected 'L<layer>-H<head>' or 'L<layer>' (1-based)")
+        layer = int(match["layer"])
+        if not 1 <= layer <= layers:
+            raise MaskError(f"{where}: layer {layer} does not exist; the model has layers 1..{layers}")
+        if match["head"] is None:
+            chosen.update((layer - 1, h) for h in range(heads))
+            continue
+        head = int(match["head"])
+        if not 1 <= head <= heads:
+            raise MaskError(f"{where}: head {head} does not exist; the model has heads 1..{heads}")
+        chosen.add((layer - 1, head - 1))
+    return HeadMask(name, "named", frozenset(chosen))
+
+
+def parse_named_masks(config: Mapping[str, Sequence[str]], layers: int, heads: int) -> list[HeadMask]:
+    return [parse_named_mask(name, tokens, layers, heads) for name, tokens in config.items()]
+
+
+def mask_tensor(masks: Sequence[HeadMask], layers: int, heads: int) -> torch.Tensor:
+    """Bool (masks, layers, heads): True where the mask disables the head."""
+    out = torch.zeros(len(masks), layers, heads, dtype=torch.bool)
+    for i, mask in enumerate(masks):
+        for layer, head in mask.heads:
+            out[i, layer, head] = True
+    return out
