@@ -1,0 +1,118 @@
+# Figures and tables. They only read tables; quick, so they run on the submitting host.
+
+
+localrules:
+    figure8,
+    figure9,
+    model_figure8,
+    model_figure9,
+    table1,
+    collect_ablation,
+
+
+rule model_figure8:
+    input:
+        sweeps=sweeps_of("{model}", "{mode}"),
+        code=library("figures.py"),
+    output:
+        pdf=report("results/{model}/figure8_{mode}.pdf", category="4.6 Disabling heads"),
+        png="results/{model}/figure8_{mode}.png",
+    log:
+        "logs/model_figure8/{model}/{mode}.log",
+    benchmark:
+        "logs/model_figure8/{model}/{mode}.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        kind="heads",
+        metrics=figure_metrics(TASKS),
+        title=figure_title("head"),
+    script:
+        "../scripts/plot_ablation.py"
+
+
+use rule model_figure8 as model_figure9 with:
+    output:
+        pdf=report("results/{model}/figure9_{mode}.pdf", category="4.6 Disabling heads"),
+        png="results/{model}/figure9_{mode}.png",
+    log:
+        "logs/model_figure9/{model}/{mode}.log",
+    benchmark:
+        "logs/model_figure9/{model}/{mode}.benchmark.tsv"
+    params:
+        kind="layers",
+        metrics=figure_metrics(TASKS),
+        title=figure_title("layer"),
+
+
+use rule model_figure8 as figure8 with:
+    input:
+        sweeps=sweeps_of(PRIMARY_MODEL, MODES[0]),
+        code=library("figures.py"),
+    output:
+        pdf=report(
+            "results/figure8.pdf",
+            caption="../report/figure8.rst",
+            category="4.6 Disabling heads",
+        ),
+        png="results/figure8.png",
+    log:
+        "logs/figure8/figure8.log",
+    benchmark:
+        "logs/figure8/figure8.benchmark.tsv"
+    params:
+        kind="heads",
+        metrics=figure_metrics(TASKS),
+        title=f"{PRIMARY_MODEL}: one head disabled ({MODES[0]})",
+
+
+use rule model_figure8 as figure9 with:
+    input:
+        sweeps=sweeps_of(PRIMARY_MODEL, MODES[0]),
+        code=library("figures.py"),
+    output:
+        pdf=report(
+            "results/figure9.pdf",
+            caption="../report/figure9.rst",
+            category="4.6 Disabling heads",
+        ),
+        png="results/figure9.png",
+    log:
+        "logs/figure9/figure9.log",
+    benchmark:
+        "logs/figure9/figure9.benchmark.tsv"
+    params:
+        kind="layers",
+        metrics=figure_metrics(TASKS),
+        title=f"{PRIMARY_MODEL}: one layer disabled ({MODES[0]})",
+
+
+rule table1:
+    input:
+        scores=expand(rules.evaluate.output.scores, model=MODELS, task=TASKS),
+        code=library("tables.py"),
+    output:
+        csv=report(
+            "results/table1.csv",
+            caption="../report/table1.rst",
+            category="4.3 Table 1",
+        ),
+        md="results/table1.md",
+    log:
+        "logs/table1/table1.log",
+    benchmark:
+        "logs/table1/table1.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        task_metrics={t: list(get_task(t).metrics) for t in TASKS},
+    script:
+        "../scripts/table1.py"
