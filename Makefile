@@ -1,0 +1,35 @@
+# Two entry points: `make quick` (install, then the CPU-sized run to results/figure8.pdf and
+# figure9.pdf) and `make test` (install, then linters and the test suite; what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build that lies on this kind of machine; set TORCH='torch==2.13.0 --index-url ...'
+# (or any build in pyproject's range) for CUDA. It is installed first so pip takes no other.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint --directory $$(mktemp -d) --snakefile $(CURDIR)/Snakefile --configfile $(CURDIR)/config.yaml
+
+test: lint
+	$(BIN)/python -m pytest -ra
+
+quick: install
+	$(BIN)/snakemake --cores 2 --configfile configs/quick.yaml results/figure8.pdf results/figure9.pdf results/table1.csv
+
+clean:
+	rm -rf results logs .snakemake
