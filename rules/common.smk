@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from headlab.config_checks import check_config, model_specs
+from headlab.glue_data import local_split_path
 from headlab.tasks import get_task
 
 validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -63,6 +64,15 @@ def data_params(wildcards):
         "cap": data[cap_key],
         "seed": data["seed"],
     }
+
+
+def local_data_file(wildcards):
+    """The TSV a local-source split is read from (so editing it reruns prepare_task); none for the hub."""
+    data = config["data"]
+    if data["source"] != "local":
+        return []
+    task = get_task(wildcards.task)
+    return str(local_split_path(data["local_dir"], task, wildcards.split, data["files"].get(task.name)))
 
 
 def named_mask(wildcards):

@@ -3,6 +3,7 @@
 
 rule prepare_task:
     input:
+        tsv=local_data_file,
         code=library("tasks.py", "glue_data.py", "parquet_io.py"),
     output:
         table="resources/glue/{task}/{split}.parquet",

@@ -15,7 +15,7 @@ from typing import Any
 
 from headlab.glue_data import GlueDataError, local_split_path
 from headlab.masks import MaskError, parse_named_mask
-from headlab.models import ModelLoadError, ModelSpec
+from headlab.model_specs import ModelLoadError, ModelSpec
 from headlab.tasks import UnknownTaskError, get_task
 
 SPLITS = ("train", "dev")

@@ -8,8 +8,8 @@ records nothing about it, and evaluation goes through the engine.
 from __future__ import annotations
 
 import math
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_sc
 
 from headlab.batching import Encoded, train_batches
 from headlab.inference import autocast_for
+from headlab.parquet_io import remove_stale_siblings
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,10 @@ def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     """Save in Hugging Face format, atomically: written to a sibling temp folder, then renamed."""
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale_siblings(target)
+    # A hidden sibling (not mkdtemp, whose 0700 mode would carry over to the checkpoint).
+    staging = target.parent / f".{target.name}.{secrets.token_hex(6)}"
+    staging.mkdir()
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)

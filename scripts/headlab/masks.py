@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
 
 KINDS = ("baseline", "head", "layer", "named")
 _TOKEN = re.compile(r"^L(?P<layer>\d+)(?:-H(?P<head>\d+))?$")
@@ -91,6 +94,8 @@ def parse_named_masks(config: Mapping[str, Sequence[str]], layers: int, heads: i
 
 def mask_tensor(masks: Sequence[HeadMask], layers: int, heads: int) -> torch.Tensor:
     """Bool (masks, layers, heads): True where the mask disables the head."""
+    import torch  # deferred: config checks parse masks without torch
+
     out = torch.zeros(len(masks), layers, heads, dtype=torch.bool)
     for i, mask in enumerate(masks):
         for layer, head in mask.heads:

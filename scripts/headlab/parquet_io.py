@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import time
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -52,6 +53,7 @@ def write_table(
     merged = dict(table.schema.metadata or {})
     merged[METADATA_KEY] = json.dumps(provenance(metadata), sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(merged)
+    remove_stale_siblings(target)
     # A hidden sibling name (not mkstemp, whose 0600 mode would carry over to the output).
     tmp_name = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
@@ -61,6 +63,15 @@ def write_table(
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def remove_stale_siblings(target: Path) -> None:
+    """Delete hidden '.<name>.*' leftovers of an earlier attempt that was killed mid-write."""
+    for stale in target.parent.glob(f".{target.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from types import TracebackType
 from typing import TextIO
 
 from tqdm import tqdm
@@ -24,7 +25,19 @@ def job_logger(log_path: str | Path | None, name: str = "headlab") -> logging.Lo
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False
+    _log_uncaught_exceptions(logger)
     return logger
+
+
+def _log_uncaught_exceptions(logger: logging.Logger) -> None:
+    """A job that dies still leaves its traceback in its log (what --show-failed-logs prints)."""
+    default_hook = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        logger.error("job failed: %s", error, exc_info=(kind, error, trace))
+        default_hook(kind, error, trace)
+
+    sys.excepthook = hook
 
 
 def log_stream(logger: logging.Logger) -> TextIO:

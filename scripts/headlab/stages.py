@@ -18,7 +18,8 @@ from headlab.engine import head_count, layer_count
 from headlab.finetune import LogRow, TrainingSettings, finetune, save_checkpoint
 from headlab.inference import predict_logits
 from headlab.masks import baseline_mask, parse_named_mask, sweep_masks
-from headlab.models import ModelSpec, load_checkpoint, load_for_task, pick_device
+from headlab.model_specs import ModelSpec
+from headlab.models import load_checkpoint, load_for_task, pick_device
 from headlab.parquet_io import write_table
 from headlab.runtime import progress_bar
 from headlab.scoring import ablation_table, score, scores_table
@@ -145,7 +146,8 @@ def ablate_job(
     if named_mask is None:
         masks = sweep_masks(layers, heads)
     else:
-        masks = [baseline_mask(), parse_named_mask(named_mask[0], named_mask[1], layers, heads)]
+        name, heads_named = named_mask
+        masks = [baseline_mask(), parse_named_mask(name, heads_named, layers, heads, key="ablation.masks")]
     encoded, batches = _encoded_batches(tokenizer, dev_path, max_length, batch_size)
     where = pick_device(device)
     logger.info(
