@@ -20,10 +20,6 @@ MODES = config["ablation"]["modes"]
 MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
-FINETUNED_CONDITIONS = {
-    "finetuned-random": "random",
-    "finetuned-pretrained": "pretrained",
-}
 
 
 def one_of(names):
@@ -72,7 +68,11 @@ def local_data_file(wildcards):
     if data["source"] != "local":
         return []
     task = get_task(wildcards.task)
-    return str(local_split_path(data["local_dir"], task, wildcards.split, data["files"].get(task.name)))
+    return str(
+        local_split_path(
+            data["local_dir"], task, wildcards.split, data["files"].get(task.name)
+        )
+    )
 
 
 def named_mask(wildcards):
