@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/ablation.smk"
 include: "rules/figures.smk"
+include: "rules/framenet.smk"
 
 
 rule all:

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from headlab.config_checks import check_config, model_specs
+from headlab.framenet import corpus_location
 from headlab.glue_data import local_split_path
 from headlab.tasks import get_task
 
@@ -80,6 +81,16 @@ def named_mask(wildcards):
     return [wildcards.mask, MASKS[wildcards.mask]]
 
 
+def framenet_corpus(wildcards):
+    """The FrameNet folder (framenet.corpus_dir); a clear error when it is unset or missing."""
+    return corpus_location(config["framenet"]["corpus_dir"])
+
+
+def framenet_lu_index(wildcards):
+    """The corpus's luIndex.xml, so a different LU selection reruns the sentence table."""
+    return corpus_location(config["framenet"]["corpus_dir"], "luIndex.xml")
+
+
 def figure_metrics(tasks):
     """Metric shown per task: figures.metric, else the task's primary metric."""
     chosen = config["figures"]["metric"]
@@ -106,7 +117,7 @@ def sweeps_of(model, mode):
 
 
 def get_final_output():
-    """Everything `snakemake all` builds: the paper's figures 8 and 9, Table 1, all tables."""
+    """Everything `snakemake all` builds: figures 3 (with a FrameNet folder), 8 and 9, Table 1, all tables."""
     targets = [
         "results/figure8.pdf",
         "results/figure9.pdf",
@@ -120,4 +131,7 @@ def get_final_output():
         number=[8, 9],
         mode=MODES,
     )
+    if config["framenet"]["corpus_dir"]:
+        targets += ["results/figure3.pdf"]
+        targets += expand("results/{model}/figure3.pdf", model=MODELS)
     return targets
