@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint quick clean
+.PHONY: install test lint quick clean test-slurm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint
 
 quick: install
 	$(BIN)/snakemake --cores 2 --configfile configs/quick.yaml results/figure8.pdf results/figure9.pdf results/table1.csv
+
+# The SLURM profile on a live one-node cluster (root, apt): up, the SLURM tests, always down.
+test-slurm: install
+	bash tests/slurm/cluster.sh up && HEADLAB_SLURM=1 $(BIN)/python -m pytest -ra -m slurm tests/test_slurm.py; \
+	rc=$$?; bash tests/slurm/cluster.sh down; exit $$rc
 
 clean:
 	rm -rf results logs .snakemake
