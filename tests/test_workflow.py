@@ -14,6 +14,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,6 +291,52 @@ def test_new_mask_runs_only_its_jobs(tiny_run: TinyRun, tmp_path: Path) -> None:
     tasks, modes = tiny_run.config["tasks"], tiny_run.config["ablation"]["modes"]
     assert {(j.wildcards["task"], j.wildcards["mode"]) for j in new} == {(t, m) for t in tasks for m in modes}
     assert planned_counts(run) == {"ablate_mask": len(tasks) * len(modes), "collect_ablation": 1, "all": 1}
+
+
+def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_path: Path) -> None:
+    other = write_tiny_model(tmp_path / "other_model", seed=5)
+    models = [*tiny_run.config["models"], {"alias": "tiny2", "source": "local", "path": str(other)}]
+    config = variant(tiny_run.config, models=models)
+    run = require_success(
+        snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
+    )
+    jobs = planned_jobs(run.stdout)
+    assert jobs, run.describe()
+    assert not [j for j in jobs if j.rule == "prepare_task"], "task data is shared between models"
+    aggregates = {"collect_ablation", "table1", "all"}
+    strays = [j for j in jobs if j.wildcards.get("model") != "tiny2" and j.rule not in aggregates]
+    assert not strays, run.describe()
+    # the primary model's paper figures do not depend on the new model
+    assert not {"figure8", "figure9"} & {j.rule for j in jobs}
+
+
+def test_editing_the_plotting_module_reruns_only_figures(tiny_run: TinyRun) -> None:
+    plotting = REPO / "scripts" / "headlab" / "figures.py"
+    before = plotting.stat()
+    try:
+        later = time.time_ns() + 3_600 * 10**9  # newer than every output of the run
+        os.utime(plotting, ns=(before.st_atime_ns, later))
+        run = require_success(snakemake(tiny_run.workdir, "--dry-run", configfile=tiny_run.configfile))
+    finally:
+        os.utime(plotting, ns=(before.st_atime_ns, before.st_mtime_ns))
+    rules = {j.rule for j in planned_jobs(run.stdout)}
+    assert rules == {"figure8", "figure9", "model_figure8", "model_figure9", "all"}, run.describe()
+
+
+def test_report_collects_figures_with_captions(tiny_run: TinyRun) -> None:
+    report = tiny_run.workdir / "report.zip"
+    require_success(snakemake(tiny_run.workdir, "--report", str(report), configfile=tiny_run.configfile))
+    with zipfile.ZipFile(report) as archive:
+        names = archive.namelist()
+        assert any(n.endswith("figure8.pdf") for n in names), names
+        assert any(n.endswith("figure9.pdf") for n in names), names
+        assert any(n.endswith("table1.csv") for n in names), names
+        text = " ".join(
+            archive.read(n).decode("utf-8", "ignore") for n in names if n.endswith((".html", ".js"))
+        )
+    for caption in ("figure8.rst", "figure9.rst", "table1.rst"):
+        sentence = (REPO / "report" / caption).read_text().split(";")[0].strip()[:60]
+        assert sentence in text, f"caption of {caption} missing from the report"
 
 
 # ----------------------------------------------------------------------------------------------
