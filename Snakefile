@@ -15,8 +15,11 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/ablation.smk"
+include: "rules/attention.smk"
 include: "rules/figures.smk"
 include: "rules/framenet.smk"
+include: "rules/features.smk"
+include: "rules/patterns.smk"
 
 
 rule all:

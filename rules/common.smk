@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from headlab.config_checks import check_config, model_specs
 from headlab.framenet import corpus_location
 from headlab.glue_data import local_split_path
+from headlab.patterns import variant_checkpoint_init
 from headlab.tasks import get_task
 
 validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -21,6 +22,8 @@ MODES = config["ablation"]["modes"]
 MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
+# Attention statistics are computed on the pretrained encoder and on the model fine-tuned from it.
+VARIANTS = ["pretrained", "finetuned"]
 
 
 def one_of(names):
@@ -35,6 +38,7 @@ wildcard_constraints:
     mode=one_of(["uniform", "zero"]),
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
+    variant=one_of(VARIANTS),
 
 
 def library(*modules):
@@ -116,9 +120,72 @@ def sweeps_of(model, mode):
     )
 
 
+def feature_checkpoint(wildcards):
+    """The checkpoint a job of a variant reads (feature_attention, attention_stats): none for
+    pretrained, the one fine-tuned from pretrained weights for finetuned."""
+    if wildcards.variant == "pretrained":
+        return []
+    return expand(
+        rules.finetune.output.checkpoint,
+        model=wildcards.model,
+        task=wildcards.task,
+        init="pretrained",
+    )
+
+
+def feature_tables_of(model, kind):
+    """One model's feature_attention tables of one kind (features, token_to_token, cls_attention): every task, both variants."""
+    return expand(
+        "results/{model}/{task}/{kind}/{variant}.parquet",
+        model=model,
+        task=TASKS,
+        kind=kind,
+        variant=VARIANTS,
+    )
+
+
+def model_alias(wildcards):
+    """The model alias of the job's wildcards (a figure's label)."""
+    return wildcards.model
+
+
+def pattern_labels(wildcards):
+    """The hand labels (patterns.labels) train_pattern_cnn learns from; an error when unset."""
+    labels = config["patterns"]["labels"]
+    if not labels:
+        raise ValueError(
+            "patterns.labels is null, so there is no CNN to train: label maps with "
+            "`python -m headlab.annotate` and set patterns.labels to the labels file"
+        )
+    return labels
+
+
+def pattern_cnn_model(wildcards):
+    """{cnn: the model's CNN} when patterns.labels is set (the CNN classifies), else {}."""
+    if not config["patterns"]["labels"]:
+        return {}
+    return {"cnn": f"results/{wildcards.model}/pattern_cnn/model.pt"}
+
+
+def pattern_cnn_inputs(wildcards):
+    """The inputs of pattern_classes besides the statistics when the CNN classifies (else
+    {}): the CNN, the dev table and the variant's checkpoint (none for "pretrained")."""
+    inputs = pattern_cnn_model(wildcards)
+    if inputs:
+        inputs["dev"] = f"resources/glue/{wildcards.task}/dev.parquet"
+        init = variant_checkpoint_init(wildcards.variant)
+        if init is not None:
+            folder = f"results/{wildcards.model}/{wildcards.task}/finetuned-{init}"
+            inputs["checkpoint"] = folder
+    return inputs
+
+
 def get_final_output():
-    """Everything `snakemake all` builds: figures 3 (with a FrameNet folder), 8 and 9, Table 1, all tables."""
+    """Everything `snakemake all` builds: figures 3 (with a FrameNet folder), 1, 2, 5 to 9, Table 1, all tables."""
     targets = [
+        "results/figure5.pdf",
+        "results/figure6.pdf",
+        "results/figure7.pdf",
         "results/figure8.pdf",
         "results/figure9.pdf",
         "results/table1.csv",
@@ -131,7 +198,25 @@ def get_final_output():
         number=[8, 9],
         mode=MODES,
     )
+    targets += expand(
+        "results/{model}/figure{number}.pdf", model=MODELS, number=[5, 6, 7]
+    )
+    targets += expand(
+        "results/{model}/{task}/attention/{variant}.parquet",
+        model=MODELS,
+        task=TASKS,
+        variant=VARIANTS,
+    )
     if config["framenet"]["corpus_dir"]:
         targets += ["results/figure3.pdf"]
         targets += expand("results/{model}/figure3.pdf", model=MODELS)
+    targets += ["results/figure1.pdf", "results/figure2.pdf"]
+    targets += expand(
+        "results/{model}/{task}/patterns/{variant}.parquet",
+        model=MODELS,
+        task=TASKS,
+        variant=config["patterns"]["variant"],
+    )
+    if config["patterns"]["labels"]:
+        targets += expand("results/{model}/pattern_cnn/metrics.parquet", model=MODELS)
     return targets

@@ -14,7 +14,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,16 +310,21 @@ def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_
 
 
 def test_editing_the_plotting_module_reruns_only_figures(tiny_run: TinyRun) -> None:
+    """Snakemake reruns a job when an input's content changes (a bare touch is not enough)."""
     plotting = REPO / "scripts" / "headlab" / "figures.py"
-    before = plotting.stat()
+    original, before = plotting.read_bytes(), plotting.stat()
     try:
-        later = time.time_ns() + 3_600 * 10**9  # newer than every output of the run
-        os.utime(plotting, ns=(before.st_atime_ns, later))
+        plotting.write_bytes(
+            original + b"\n# edited by test_editing_the_plotting_module_reruns_only_figures\n"
+        )
         run = require_success(snakemake(tiny_run.workdir, "--dry-run", configfile=tiny_run.configfile))
     finally:
+        plotting.write_bytes(original)
         os.utime(plotting, ns=(before.st_atime_ns, before.st_mtime_ns))
     rules = {j.rule for j in planned_jobs(run.stdout)}
-    assert rules == {"figure8", "figure9", "model_figure8", "model_figure9", "all"}, run.describe()
+    # figures.py holds Figures 8 and 9 and the shared figure helpers: only figure jobs rerun
+    assert {"figure8", "figure9", "model_figure8", "model_figure9", "all"} <= rules, run.describe()
+    assert all(r == "all" or r.startswith(("figure", "model_figure")) for r in rules), run.describe()
 
 
 def test_report_collects_figures_with_captions(tiny_run: TinyRun) -> None:

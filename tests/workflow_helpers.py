@@ -23,7 +23,23 @@ CONFIGS = REPO / "configs"
 
 # Jobs that read every task's or mask's results: they rerun whenever a task or mask is added.
 AGGREGATE_RULES = frozenset(
-    {"collect_ablation", "table1", "figure8", "figure9", "model_figure8", "model_figure9", "all"}
+    {
+        "collect_ablation",
+        "table1",
+        "figure1",
+        "figure2",
+        "figure5",
+        "figure6",
+        "figure7",
+        "figure8",
+        "figure9",
+        "model_figure5",
+        "model_figure6",
+        "model_figure7",
+        "model_figure8",
+        "model_figure9",
+        "all",
+    }
 )
 # Snakemake's own marker inside directory() outputs: the only hidden file results/ may hold.
 SNAKEMAKE_MARKERS = frozenset({".snakemake_timestamp"})
@@ -135,8 +151,23 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
             "evaluate": tasks * models,
             "ablate_sweep": tasks * models * modes,
             "ablate_mask": tasks * models * modes * masks,
+            "parse_task": tasks,  # dev only, shared by every model
+            "feature_attention": 2 * tasks * models,  # pretrained and finetuned
+            "attention_stats": 2 * tasks * models,  # pretrained and finetuned
+            "attention_drift": tasks * models,
+            "figure5": 1,
+            "model_figure5": models,
+            "export_maps": tasks,  # the primary model's maps, for annotation and Figure 1
+            "classify_maps": tasks,
+            "pattern_classes": tasks * models,  # patterns.variant only
+            "figure1": 1,
+            "figure2": 1,
             "collect_ablation": 1,
             "table1": 1,
+            "figure6": 1,
+            "figure7": 1,
+            "model_figure6": models,
+            "model_figure7": models,
             "figure8": 1,
             "figure9": 1,
             "model_figure8": models * modes,

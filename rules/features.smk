@@ -1,0 +1,180 @@
+# Attention to linguistic features (Sec. 4.4, Figure 6) and token-to-token attention
+# (Sec. 4.5, Figure 7): spaCy parses of each task's dev sentences (once per task), the
+# per-head statistics of the pretrained and the fine-tuned model, and the figures.
+
+
+localrules:
+    model_figure6,
+    figure6,
+    model_figure7,
+    figure7,
+
+
+rule parse_task:
+    input:
+        dev=expand(rules.prepare_task.output.table, split="dev", allow_missing=True),
+        code=library("linguistic.py", "feature_jobs.py", "parquet_io.py"),
+    output:
+        table="resources/glue/{task}/dev_parsed.parquet",
+    log:
+        "logs/parse_task/{task}.log",
+    benchmark:
+        "logs/parse_task/{task}.benchmark.tsv"
+    conda:
+        "../envs/nlp.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spacy_model=config["linguistic"]["spacy_model"],
+        verb_pos=config["linguistic"]["verb_pos"],
+    script:
+        "../scripts/parse_task.py"
+
+
+rule feature_attention:
+    input:
+        dev=expand(rules.prepare_task.output.table, split="dev", allow_missing=True),
+        parsed=rules.parse_task.output.table,
+        checkpoint=feature_checkpoint,
+        code=library(
+            "batching.py",
+            "engine.py",
+            "feature_attention.py",
+            "feature_jobs.py",
+            "framenet_heads.py",
+            "inference.py",
+            "linguistic.py",
+            "models.py",
+            "parquet_io.py",
+        ),
+    output:
+        features="results/{model}/{task}/features/{variant}.parquet",
+        token_to_token="results/{model}/{task}/token_to_token/{variant}.parquet",
+        cls_attention="results/{model}/{task}/cls_attention/{variant}.parquet",
+    log:
+        "logs/feature_attention/{model}/{task}/{variant}.log",
+    benchmark:
+        "logs/feature_attention/{model}/{task}/{variant}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        model=model_entry,
+        max_length=config["max_length"],
+        batch_size=config["attention"]["batch_size"],
+        max_examples=config["attention"]["max_examples"],
+        seed=config["attention"]["seed"],
+        device=config["device"],
+    script:
+        "../scripts/feature_attention.py"
+
+
+rule model_figure6:
+    input:
+        features=feature_tables_of("{model}", "features"),
+        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+    output:
+        pdf=report(
+            "results/{model}/figure6.pdf",
+            category="4.4 Attention to linguistic features",
+        ),
+        png="results/{model}/figure6.png",
+        features_pdf=report(
+            "results/{model}/figure6_features.pdf",
+            category="4.4 Attention to linguistic features",
+        ),
+        features_png="results/{model}/figure6_features.png",
+    log:
+        "logs/model_figure6/{model}.log",
+    benchmark:
+        "logs/model_figure6/{model}.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        tasks=TASKS,
+        label=model_alias,
+    script:
+        "../scripts/figure6.py"
+
+
+use rule model_figure6 as figure6 with:
+    input:
+        features=feature_tables_of(PRIMARY_MODEL, "features"),
+        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+    output:
+        pdf=report(
+            "results/figure6.pdf",
+            caption="../report/figure6.rst",
+            category="4.4 Attention to linguistic features",
+        ),
+        png="results/figure6.png",
+        features_pdf=report(
+            "results/figure6_features.pdf",
+            caption="../report/figure6_features.rst",
+            category="4.4 Attention to linguistic features",
+        ),
+        features_png="results/figure6_features.png",
+    log:
+        "logs/figure6/figure6.log",
+    benchmark:
+        "logs/figure6/figure6.benchmark.tsv"
+    params:
+        tasks=TASKS,
+        label=PRIMARY_MODEL,
+
+
+rule model_figure7:
+    input:
+        cls=feature_tables_of("{model}", "cls_attention"),
+        tokens=feature_tables_of("{model}", "token_to_token"),
+        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+    output:
+        pdf=report(
+            "results/{model}/figure7.pdf", category="4.5 Token-to-token attention"
+        ),
+        png="results/{model}/figure7.png",
+    log:
+        "logs/model_figure7/{model}.log",
+    benchmark:
+        "logs/model_figure7/{model}.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        tasks=TASKS,
+        label=model_alias,
+    script:
+        "../scripts/figure7.py"
+
+
+use rule model_figure7 as figure7 with:
+    input:
+        cls=feature_tables_of(PRIMARY_MODEL, "cls_attention"),
+        tokens=feature_tables_of(PRIMARY_MODEL, "token_to_token"),
+        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+    output:
+        pdf=report(
+            "results/figure7.pdf",
+            caption="../report/figure7.rst",
+            category="4.5 Token-to-token attention",
+        ),
+        png="results/figure7.png",
+    log:
+        "logs/figure7/figure7.log",
+    benchmark:
+        "logs/figure7/figure7.benchmark.tsv"
+    params:
+        tasks=TASKS,
+        label=PRIMARY_MODEL,

@@ -1,0 +1,209 @@
+# Self-attention pattern classes (Sec. 4.1, Figures 1 and 2): a seeded sample of maps of the
+# fine-tuned models to annotate, the paper's CNN trained on the labelled maps (when
+# patterns.labels is set), a class per head map (the CNN, else transparent rules on the
+# attention statistics), and the figures.
+
+
+localrules:
+    figure1,
+    figure2,
+
+
+rule export_maps:
+    input:
+        checkpoint=expand(
+            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+        ),
+        dev="resources/glue/{task}/dev.parquet",
+        code=library(
+            "batching.py",
+            "engine.py",
+            "inference.py",
+            "models.py",
+            "parquet_io.py",
+            "pattern_jobs.py",
+            "patterns.py",
+        ),
+    output:
+        maps="results/{model}/{task}/maps/maps.parquet",
+        stats="results/{model}/{task}/maps/stats.parquet",
+        png=directory("results/{model}/{task}/maps/png"),
+    log:
+        "logs/export_maps/{model}/{task}.log",
+    benchmark:
+        "logs/export_maps/{model}/{task}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        maps_per_task=config["patterns"]["maps_per_task"],
+        size=config["patterns"]["map_size"],
+        seed=config["patterns"]["seed"],
+        max_length=config["max_length"],
+        batch_size=config["patterns"]["batch_size"],
+        device=config["device"],
+    script:
+        "../scripts/export_maps.py"
+
+
+rule train_pattern_cnn:
+    input:
+        maps=expand(rules.export_maps.output.maps, task=TASKS, allow_missing=True),
+        labels=pattern_labels,
+        code=library(
+            "annotate.py",
+            "parquet_io.py",
+            "pattern_cnn.py",
+            "pattern_jobs.py",
+            "patterns.py",
+        ),
+    output:
+        model="results/{model}/pattern_cnn/model.pt",
+        metrics="results/{model}/pattern_cnn/metrics.parquet",
+        predictions="results/{model}/pattern_cnn/predictions.parquet",
+    log:
+        "logs/train_pattern_cnn/{model}.log",
+    benchmark:
+        "logs/train_pattern_cnn/{model}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=config["patterns"]["cnn"],
+        device=config["device"],
+    script:
+        "../scripts/train_pattern_cnn.py"
+
+
+rule classify_maps:
+    input:
+        unpack(pattern_cnn_model),
+        maps=rules.export_maps.output.maps,
+        stats=rules.export_maps.output.stats,
+        code=library(
+            "parquet_io.py",
+            "pattern_cnn.py",
+            "pattern_jobs.py",
+            "patterns.py",
+        ),
+    output:
+        table="results/{model}/{task}/maps/classes.parquet",
+    log:
+        "logs/classify_maps/{model}/{task}.log",
+    benchmark:
+        "logs/classify_maps/{model}/{task}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        thresholds=config["patterns"]["thresholds"],
+        device=config["device"],
+    script:
+        "../scripts/classify_maps.py"
+
+
+rule pattern_classes:
+    input:
+        unpack(pattern_cnn_inputs),
+        stats="results/{model}/{task}/attention/{variant}.parquet",
+        code=library(
+            "batching.py",
+            "engine.py",
+            "inference.py",
+            "models.py",
+            "parquet_io.py",
+            "pattern_cnn.py",
+            "pattern_jobs.py",
+            "patterns.py",
+        ),
+    output:
+        table="results/{model}/{task}/patterns/{variant}.parquet",
+    log:
+        "logs/pattern_classes/{model}/{task}/{variant}.log",
+    benchmark:
+        "logs/pattern_classes/{model}/{task}/{variant}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model=model_entry,
+        thresholds=config["patterns"]["thresholds"],
+        max_length=config["max_length"],
+        batch_size=config["patterns"]["batch_size"],
+        device=config["device"],
+    script:
+        "../scripts/pattern_classes.py"
+
+
+rule figure1:
+    input:
+        maps=expand(rules.export_maps.output.maps, model=PRIMARY_MODEL, task=TASKS),
+        classes=expand(
+            rules.classify_maps.output.table, model=PRIMARY_MODEL, task=TASKS
+        ),
+        code=library("figures.py", "figures_patterns.py", "patterns.py"),
+    output:
+        pdf=report(
+            "results/figure1.pdf",
+            caption="../report/figure1.rst",
+            category="4.1 Attention patterns",
+        ),
+        png="results/figure1.png",
+    log:
+        "logs/figure1/figure1.log",
+    benchmark:
+        "logs/figure1/figure1.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        title=f"{PRIMARY_MODEL}: typical self-attention map of each class",
+    script:
+        "../scripts/figure1.py"
+
+
+rule figure2:
+    input:
+        tables=expand(
+            rules.pattern_classes.output.table,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            variant=config["patterns"]["variant"],
+        ),
+        code=library("figures.py", "figures_patterns.py", "patterns.py"),
+    output:
+        pdf=report(
+            "results/figure2.pdf",
+            caption="../report/figure2.rst",
+            category="4.1 Attention patterns",
+        ),
+        png="results/figure2.png",
+    log:
+        "logs/figure2/figure2.log",
+    benchmark:
+        "logs/figure2/figure2.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        title=f"{PRIMARY_MODEL}: self-attention classes per task ({config['patterns']['variant']})",
+    script:
+        "../scripts/figure2.py"
