@@ -29,7 +29,7 @@ test: lint
 	$(BIN)/python -m pytest -ra
 
 quick: install
-	$(BIN)/snakemake --cores 2 --configfile configs/quick.yaml results/figure8.pdf results/figure9.pdf results/table1.csv
+	$(BIN)/snakemake --cores 2 results/figure8.pdf results/figure9.pdf results/table1.csv --configfile configs/quick.yaml
 
 # The SLURM profile on a live one-node cluster (root, apt): up, the SLURM tests, always down.
 test-slurm: install

