@@ -14,6 +14,7 @@ rule attention_stats:
         dev="resources/glue/{task}/dev.parquet",
         code=library(
             "attention_jobs.py",
+            "glue_data.py",
             "attention_stats.py",
             "batching.py",
             "engine.py",
@@ -54,6 +55,7 @@ rule attention_drift:
         code=library(
             "attention_drift.py",
             "attention_jobs.py",
+            "glue_data.py",
             "batching.py",
             "engine.py",
             "inference.py",

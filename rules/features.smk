@@ -40,6 +40,7 @@ rule feature_attention:
         checkpoint=feature_checkpoint,
         code=library(
             "attention_stats.py",
+            "glue_data.py",
             "batching.py",
             "engine.py",
             "feature_attention.py",

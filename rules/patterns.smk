@@ -116,6 +116,7 @@ rule pattern_classes:
         unpack(pattern_cnn_inputs),
         stats="results/{model}/{task}/attention/{variant}.parquet",
         code=library(
+            "attention_jobs.py",
             "batching.py",
             "engine.py",
             "inference.py",

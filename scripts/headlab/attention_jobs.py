@@ -33,17 +33,12 @@ from headlab.attention_stats import (
 )
 from headlab.batching import encode, eval_batches
 from headlab.engine import head_count, layer_count
-from headlab.glue_data import sample_rows
+from headlab.glue_data import read_sample
 from headlab.model_specs import ModelSpec
 from headlab.models import load_checkpoint, load_for_task, pick_device
 from headlab.parquet_io import write_table
 from headlab.runtime import progress_bar
 from headlab.tasks import get_task
-
-
-def dev_sample(dev_path: str | Path, max_examples: int | None, seed: int) -> pl.DataFrame:
-    """The seeded sample of the dev Parquet the attention jobs read (rows kept in file order)."""
-    return sample_rows(pl.read_parquet(dev_path), max_examples, seed)
 
 
 def load_variant(
@@ -88,7 +83,7 @@ def attention_stats_job(
         raise ValueError(f"attention.level is {level!r}; valid: {', '.join(LEVELS)}")
     task = get_task(task_name)
     model, tokenizer, source = load_variant(model_alias, model_entry, task.name, variant, checkpoint, seed)
-    table = dev_sample(dev_path, max_examples, seed)
+    table = read_sample(dev_path, max_examples, seed)
     tokens = tokenize_table(tokenizer, table, max_length, with_words=level == "word")
     where = pick_device(device)
     n = table.height
@@ -154,7 +149,7 @@ def attention_drift_job(
     finetuned, tokenizer, _ = load_variant(model_alias, model_entry, task.name, "finetuned", checkpoint, seed)
     if pretrained_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"the checkpoint {checkpoint} has another vocabulary than model {model_alias!r}")
-    table = dev_sample(dev_path, max_examples, seed)
+    table = read_sample(dev_path, max_examples, seed)
     encoded = encode(tokenizer, table, max_length)
     batches = eval_batches(encoded, batch_size, tokenizer.pad_token_id)
     where = pick_device(device)

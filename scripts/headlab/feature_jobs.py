@@ -50,13 +50,6 @@ def parse_task_job(
     return table
 
 
-def dev_sample(dev_path: str | Path, max_examples: int | None, seed: int) -> pl.DataFrame:
-    """The dev examples the attention statistics read: a seeded sample of at most `max_examples`."""
-    from headlab.glue_data import sample_rows
-
-    return sample_rows(pl.read_parquet(dev_path), max_examples, seed)
-
-
 def feature_attention_job(
     model_alias: str,
     model_entry: Mapping[str, Any],
@@ -109,7 +102,9 @@ def feature_attention_job(
             raise ValueError("the finetuned variant needs the fine-tuned checkpoint folder")
         model, tokenizer = load_checkpoint(checkpoint)
     where = pick_device(device)
-    dev = dev_sample(dev_path, max_examples, seed)
+    from headlab.glue_data import read_sample
+
+    dev = read_sample(dev_path, max_examples, seed)
     parsed = pl.read_parquet(parsed_path).filter(pl.col("row").is_in(dev["row"].implode()))
     examples = align_examples(tokenizer, dev, parsed, max_length)
     logger.info(

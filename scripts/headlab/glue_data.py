@@ -408,6 +408,11 @@ def sample_rows(df: pl.DataFrame, cap: int | None, seed: int) -> pl.DataFrame:
     return df[np.sort(chosen)]
 
 
+def read_sample(path: str | Path, cap: int | None, seed: int) -> pl.DataFrame:
+    """A normalised split Parquet, sampled like `sample_rows` (the attention jobs' dev sample)."""
+    return sample_rows(pl.read_parquet(path), cap, seed)
+
+
 def _load(
     task: TaskSpec,
     split: str,

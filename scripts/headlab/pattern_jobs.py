@@ -26,11 +26,11 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from headlab.annotate import final_labels, read_labels
+from headlab.attention_jobs import load_variant
 from headlab.batching import encode, eval_batches, restore_order
 from headlab.engine import Controls, head_count, layer_count
 from headlab.inference import inference_session
-from headlab.model_specs import ModelSpec
-from headlab.models import load_checkpoint, load_for_task, pick_device
+from headlab.models import load_checkpoint, pick_device
 from headlab.parquet_io import write_table
 from headlab.pattern_cnn import (
     PREDICTIONS_SCHEMA,
@@ -365,17 +365,6 @@ def _check_stats_keys(
             raise ValueError(f"{path}: column {column} holds {found}, expected only {expected!r}")
 
 
-def load_variant(
-    model_alias: str, model_entry: Mapping[str, Any], task_name: str, checkpoint: str | Path | None
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The weights of a variant: its fine-tuned checkpoint, or (none given) the pretrained encoder,
-    loaded as rule attention_stats loads it (with a seeded classification head attention never reads)."""
-    if checkpoint is not None:
-        return load_checkpoint(checkpoint)
-    spec = ModelSpec.from_config(model_alias, dict(model_entry))
-    return load_for_task(spec, get_task(task_name), "pretrained", seed=0)
-
-
 def pattern_classes_job(
     model_alias: str,
     task_name: str,
@@ -412,7 +401,8 @@ def pattern_classes_job(
         if outside:
             raise ValueError(f"{stats_path}: examples {outside[:5]} are not rows of {dev_path}")
         where = pick_device(device)
-        model, tokenizer = load_variant(model_alias, model_entry, task.name, checkpoint)
+        # the classifier head's seed is irrelevant: only attention maps are read
+        model, tokenizer, _ = load_variant(model_alias, model_entry, task.name, variant, checkpoint, seed=0)
         cnn, size = load_cnn(cnn_path, where)
         if progress is not None:
             progress.reset(total=-(-len(examples) // batch_size))
