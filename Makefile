@@ -33,7 +33,7 @@ quick: install
 
 # The SLURM profile on a live one-node cluster (root, apt): up, the SLURM tests, always down.
 test-slurm: install
-	bash tests/slurm/cluster.sh up && HEADLAB_SLURM=1 $(BIN)/python -m pytest -ra -m slurm tests/test_slurm.py; \
+	bash tests/slurm/cluster.sh up && HEADLAB_SLURM=1 $(BIN)/python -m pytest -ra -m slurm tests/slurm/test_slurm.py; \
 	rc=$$?; bash tests/slurm/cluster.sh down; exit $$rc
 
 clean:

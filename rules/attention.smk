@@ -12,16 +12,7 @@ rule attention_stats:
     input:
         checkpoint=feature_checkpoint,
         dev="resources/glue/{task}/dev.parquet",
-        code=library(
-            "attention_jobs.py",
-            "glue_data.py",
-            "attention_stats.py",
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "models.py",
-            "parquet_io.py",
-        ),
+        code=job_code("attention", "attention_stats"),
     output:
         table="results/{model}/{task}/attention/{variant}.parquet",
     log:
@@ -52,16 +43,7 @@ rule attention_drift:
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
-        code=library(
-            "attention_drift.py",
-            "attention_jobs.py",
-            "glue_data.py",
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "models.py",
-            "parquet_io.py",
-        ),
+        code=job_code("attention", "attention_drift"),
     output:
         table="results/{model}/{task}/drift.parquet",
     log:
@@ -90,7 +72,7 @@ rule model_figure5:
         tables=expand(
             rules.attention_drift.output.table, task=TASKS, allow_missing=True
         ),
-        code=library("figures.py", "figures_attention.py"),
+        code=job_code("attention", "plot_drift"),
     output:
         pdf=report(
             "results/{model}/figure5.pdf", category="4.3 Change after fine-tuning"
@@ -115,7 +97,7 @@ use rule model_figure5 as figure5 with:
         tables=expand(
             rules.attention_drift.output.table, model=PRIMARY_MODEL, task=TASKS
         ),
-        code=library("figures.py", "figures_attention.py"),
+        code=job_code("attention", "plot_drift"),
     output:
         pdf=report(
             "results/figure5.pdf",

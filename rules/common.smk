@@ -7,11 +7,12 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from headlab.config_checks import check_config, model_specs
-from headlab.framenet import corpus_location
-from headlab.glue_data import local_split_path
-from headlab.patterns import variant_checkpoint_init
-from headlab.tasks import get_task
+from headlab.workflow.checks import check_config, model_specs
+from headlab.data.framenet import corpus_location
+from headlab.data.glue import local_split_path
+from headlab.model.variants import ANALYSIS_VARIANTS, checkpoint_init
+from headlab.workflow.dependencies import job_code
+from headlab.data.tasks import get_task
 
 validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 check_config(config)
@@ -23,7 +24,7 @@ MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
 # Attention statistics are computed on the pretrained encoder and on the model fine-tuned from it.
-VARIANTS = ["pretrained", "finetuned"]
+VARIANTS = list(ANALYSIS_VARIANTS)
 
 
 def one_of(names):
@@ -39,11 +40,6 @@ wildcard_constraints:
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
     variant=one_of(VARIANTS),
-
-
-def library(*modules):
-    """Library modules a rule's numbers depend on: editing one reruns exactly its jobs."""
-    return [str(Path(workflow.basedir) / "scripts" / "headlab" / m) for m in modules]
 
 
 def model_entry(wildcards):
@@ -121,15 +117,17 @@ def sweeps_of(model, mode):
 
 
 def feature_checkpoint(wildcards):
-    """The checkpoint a job of a variant reads (feature_attention, attention_stats): none for
-    pretrained, the one fine-tuned from pretrained weights for finetuned."""
-    if wildcards.variant == "pretrained":
+    """The checkpoint a job of a variant reads (feature_attention, attention_stats,
+    pattern_classes), from the one variant table (headlab.model.variants): none for pretrained.
+    """
+    init = checkpoint_init(wildcards.variant)
+    if init is None:
         return []
     return expand(
         rules.finetune.output.checkpoint,
         model=wildcards.model,
         task=wildcards.task,
-        init="pretrained",
+        init=init,
     )
 
 
@@ -173,10 +171,7 @@ def pattern_cnn_inputs(wildcards):
     inputs = pattern_cnn_model(wildcards)
     if inputs:
         inputs["dev"] = f"resources/glue/{wildcards.task}/dev.parquet"
-        init = variant_checkpoint_init(wildcards.variant)
-        if init is not None:
-            folder = f"results/{wildcards.model}/{wildcards.task}/finetuned-{init}"
-            inputs["checkpoint"] = folder
+        inputs["checkpoint"] = feature_checkpoint(wildcards)
     return inputs
 
 

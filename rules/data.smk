@@ -4,7 +4,7 @@
 rule prepare_task:
     input:
         tsv=local_data_file,
-        code=library("tasks.py", "glue_data.py", "parquet_io.py"),
+        code=job_code("data", "prepare_task"),
     output:
         table="resources/glue/{task}/{split}.parquet",
     log:

@@ -13,7 +13,7 @@ localrules:
 rule parse_task:
     input:
         dev=expand(rules.prepare_task.output.table, split="dev", allow_missing=True),
-        code=library("linguistic.py", "feature_jobs.py", "parquet_io.py"),
+        code=job_code("features", "parse_task"),
     output:
         table="resources/glue/{task}/dev_parsed.parquet",
     log:
@@ -38,19 +38,7 @@ rule feature_attention:
         dev=expand(rules.prepare_task.output.table, split="dev", allow_missing=True),
         parsed=rules.parse_task.output.table,
         checkpoint=feature_checkpoint,
-        code=library(
-            "attention_stats.py",
-            "glue_data.py",
-            "batching.py",
-            "engine.py",
-            "feature_attention.py",
-            "feature_jobs.py",
-            "framenet_heads.py",
-            "inference.py",
-            "linguistic.py",
-            "models.py",
-            "parquet_io.py",
-        ),
+        code=job_code("features", "feature_attention"),
     output:
         features="results/{model}/{task}/features/{variant}.parquet",
         token_to_token="results/{model}/{task}/token_to_token/{variant}.parquet",
@@ -66,7 +54,7 @@ rule feature_attention:
         mem_mb=8000,
         runtime=60,
     params:
-        model=model_entry,
+        model_entry=model_entry,
         max_length=config["max_length"],
         batch_size=config["attention"]["batch_size"],
         level=config["attention"]["level"],
@@ -80,7 +68,7 @@ rule feature_attention:
 rule model_figure6:
     input:
         features=feature_tables_of("{model}", "features"),
-        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+        code=job_code("features", "figure6"),
     output:
         pdf=report(
             "results/{model}/figure6.pdf",
@@ -112,7 +100,7 @@ rule model_figure6:
 use rule model_figure6 as figure6 with:
     input:
         features=feature_tables_of(PRIMARY_MODEL, "features"),
-        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+        code=job_code("features", "figure6"),
     output:
         pdf=report(
             "results/figure6.pdf",
@@ -139,7 +127,7 @@ rule model_figure7:
     input:
         cls=feature_tables_of("{model}", "cls_attention"),
         tokens=feature_tables_of("{model}", "token_to_token"),
-        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+        code=job_code("features", "figure7"),
     output:
         pdf=report(
             "results/{model}/figure7.pdf", category="4.5 Token-to-token attention"
@@ -166,7 +154,7 @@ use rule model_figure7 as figure7 with:
     input:
         cls=feature_tables_of(PRIMARY_MODEL, "cls_attention"),
         tokens=feature_tables_of(PRIMARY_MODEL, "token_to_token"),
-        code=library("figures.py", "figures_features.py", "feature_jobs.py"),
+        code=job_code("features", "figure7"),
     output:
         pdf=report(
             "results/figure7.pdf",

@@ -13,7 +13,7 @@ localrules:
 rule model_figure8:
     input:
         sweeps=sweeps_of("{model}", "{mode}"),
-        code=library("figures.py"),
+        code=job_code("figures", "plot_ablation"),
     output:
         pdf=report("results/{model}/figure8_{mode}.pdf", category="4.6 Disabling heads"),
         png="results/{model}/figure8_{mode}.png",
@@ -52,7 +52,7 @@ use rule model_figure8 as model_figure9 with:
 use rule model_figure8 as figure8 with:
     input:
         sweeps=sweeps_of(PRIMARY_MODEL, MODES[0]),
-        code=library("figures.py"),
+        code=job_code("figures", "plot_ablation"),
     output:
         pdf=report(
             "results/figure8.pdf",
@@ -73,7 +73,7 @@ use rule model_figure8 as figure8 with:
 use rule model_figure8 as figure9 with:
     input:
         sweeps=sweeps_of(PRIMARY_MODEL, MODES[0]),
-        code=library("figures.py"),
+        code=job_code("figures", "plot_ablation"),
     output:
         pdf=report(
             "results/figure9.pdf",
@@ -94,7 +94,7 @@ use rule model_figure8 as figure9 with:
 rule table1:
     input:
         scores=expand(rules.evaluate.output.scores, model=MODELS, task=TASKS),
-        code=library("tables.py"),
+        code=job_code("figures", "table1"),
     output:
         csv=report(
             "results/table1.csv",

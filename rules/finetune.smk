@@ -4,14 +4,7 @@
 rule finetune:
     input:
         train="resources/glue/{task}/train.parquet",
-        code=library(
-            "models.py",
-            "batching.py",
-            "finetune.py",
-            "inference.py",
-            "stages.py",
-            "tasks.py",
-        ),
+        code=job_code("finetune", "finetune"),
     output:
         checkpoint=directory("results/{model}/{task}/finetuned-{init}"),
         training_log="results/{model}/{task}/training-{init}.parquet",
@@ -26,7 +19,7 @@ rule finetune:
         mem_mb=16000,
         runtime=720,
     params:
-        model=model_entry,
+        model_entry=model_entry,
         settings=config["finetune"],
         max_length=config["max_length"],
         device=config["device"],
@@ -43,14 +36,7 @@ rule evaluate:
         pretrained=expand(
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
-        code=library(
-            "models.py",
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "metrics.py",
-            "scoring.py",
-        ),
+        code=job_code("finetune", "evaluate"),
     output:
         scores="results/{model}/{task}/scores.parquet",
     log:
@@ -64,7 +50,7 @@ rule evaluate:
         mem_mb=8000,
         runtime=60,
     params:
-        model=model_entry,
+        model_entry=model_entry,
         max_length=config["max_length"],
         batch_size=config["evaluation"]["batch_size"],
         seed=config["finetune"]["seed"],

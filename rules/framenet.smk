@@ -11,7 +11,7 @@ rule framenet_sentences:
     input:
         corpus=framenet_corpus,
         lu_index=framenet_lu_index,
-        code=library("framenet.py", "parquet_io.py"),
+        code=job_code("framenet", "framenet_sentences"),
     output:
         table="resources/framenet/sentences.parquet",
     log:
@@ -35,15 +35,7 @@ rule framenet_sentences:
 rule framenet_heads:
     input:
         sentences=rules.framenet_sentences.output.table,
-        code=library(
-            "batching.py",
-            "engine.py",
-            "framenet.py",
-            "framenet_heads.py",
-            "inference.py",
-            "models.py",
-            "parquet_io.py",
-        ),
+        code=job_code("framenet", "framenet_heads"),
     output:
         table="results/{model}/framenet.parquet",
         example="results/{model}/framenet_example.parquet",
@@ -58,11 +50,11 @@ rule framenet_heads:
         mem_mb=8000,
         runtime=120,
     params:
-        model=model_entry,
+        model_entry=model_entry,
         batch_size=config["framenet"]["batch_size"],
         average_over=config["framenet"]["average_over"],
         percentile=config["framenet"]["percentile"],
-        example=config["framenet"]["example"],
+        example_sentence=config["framenet"]["example"],
         device=config["device"],
     script:
         "../scripts/framenet_heads.py"
@@ -72,7 +64,7 @@ rule model_figure3:
     input:
         table=rules.framenet_heads.output.table,
         example=rules.framenet_heads.output.example,
-        code=library("figures.py", "figures_framenet.py"),
+        code=job_code("framenet", "figure3"),
     output:
         pdf=report(
             "results/{model}/figure3.pdf", category="4.2 Relation-specific heads"
@@ -99,7 +91,7 @@ use rule model_figure3 as figure3 with:
     input:
         table=expand(rules.framenet_heads.output.table, model=PRIMARY_MODEL),
         example=expand(rules.framenet_heads.output.example, model=PRIMARY_MODEL),
-        code=library("figures.py", "figures_framenet.py"),
+        code=job_code("framenet", "figure3"),
     output:
         pdf=report(
             "results/figure3.pdf",

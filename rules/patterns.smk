@@ -15,15 +15,7 @@ rule export_maps:
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
-        code=library(
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "models.py",
-            "parquet_io.py",
-            "pattern_jobs.py",
-            "patterns.py",
-        ),
+        code=job_code("patterns", "export_maps"),
     output:
         maps="results/{model}/{task}/maps/maps.parquet",
         stats="results/{model}/{task}/maps/stats.parquet",
@@ -53,15 +45,9 @@ rule train_pattern_cnn:
     input:
         maps=expand(rules.export_maps.output.maps, task=TASKS, allow_missing=True),
         labels=pattern_labels,
-        code=library(
-            "annotate.py",
-            "parquet_io.py",
-            "pattern_cnn.py",
-            "pattern_jobs.py",
-            "patterns.py",
-        ),
+        code=job_code("patterns", "train_pattern_cnn"),
     output:
-        model="results/{model}/pattern_cnn/model.pt",
+        cnn="results/{model}/pattern_cnn/model.pt",
         metrics="results/{model}/pattern_cnn/metrics.parquet",
         predictions="results/{model}/pattern_cnn/predictions.parquet",
     log:
@@ -86,12 +72,7 @@ rule classify_maps:
         unpack(pattern_cnn_model),
         maps=rules.export_maps.output.maps,
         stats=rules.export_maps.output.stats,
-        code=library(
-            "parquet_io.py",
-            "pattern_cnn.py",
-            "pattern_jobs.py",
-            "patterns.py",
-        ),
+        code=job_code("patterns", "classify_maps"),
     output:
         table="results/{model}/{task}/maps/classes.parquet",
     log:
@@ -115,17 +96,7 @@ rule pattern_classes:
     input:
         unpack(pattern_cnn_inputs),
         stats="results/{model}/{task}/attention/{variant}.parquet",
-        code=library(
-            "attention_jobs.py",
-            "batching.py",
-            "engine.py",
-            "inference.py",
-            "models.py",
-            "parquet_io.py",
-            "pattern_cnn.py",
-            "pattern_jobs.py",
-            "patterns.py",
-        ),
+        code=job_code("patterns", "pattern_classes"),
     output:
         table="results/{model}/{task}/patterns/{variant}.parquet",
     log:
@@ -139,7 +110,7 @@ rule pattern_classes:
         mem_mb=8000,
         runtime=120,
     params:
-        model=model_entry,
+        model_entry=model_entry,
         thresholds=config["patterns"]["thresholds"],
         max_length=config["max_length"],
         batch_size=config["patterns"]["batch_size"],
@@ -154,7 +125,7 @@ rule figure1:
         classes=expand(
             rules.classify_maps.output.table, model=PRIMARY_MODEL, task=TASKS
         ),
-        code=library("figures.py", "figures_patterns.py", "patterns.py"),
+        code=job_code("patterns", "figure1"),
     output:
         pdf=report(
             "results/figure1.pdf",
@@ -186,7 +157,7 @@ rule figure2:
             task=TASKS,
             variant=config["patterns"]["variant"],
         ),
-        code=library("figures.py", "figures_patterns.py", "patterns.py"),
+        code=job_code("patterns", "figure2"),
     output:
         pdf=report(
             "results/figure2.pdf",

@@ -84,7 +84,15 @@ def snakemake(
     if configfile is not None:
         argv += ["--configfile", str(configfile)]
     argv += [*args, "--", *targets] if targets else list(args)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # The library of the Snakefile's own checkout comes first on the jobs' path (an editable
+    # install of another checkout would otherwise win: Snakemake appends the scripts folder).
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=str(SNAKEFILE.parent / "scripts"),
+    )
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", *argv],
         cwd=workdir,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,8 +34,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from headlab.parquet_io import write_table
-from headlab.patterns import PATTERNS
+from headlab.analysis.patterns import PATTERNS
+from headlab.io.atomic import write_atomically
+from headlab.io.parquet import write_table
 
 LABEL_SCHEMA: dict[str, Any] = {
     "map_id": pl.String,
@@ -78,15 +78,7 @@ def write_labels(labels: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     table = labels.select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA)
     if target.suffix == ".parquet":
         return write_table(table.to_arrow(), target, {"what": "attention pattern labels"})
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        table.write_csv(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(target, table.write_csv)
 
 
 def final_labels(labels: pl.DataFrame) -> pl.DataFrame:

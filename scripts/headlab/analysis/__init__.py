@@ -1,0 +1,1 @@
+"""Numbers from model outputs and attention: statistics, drift, features, relation heads, patterns, scores."""

@@ -1,0 +1,352 @@
+"""Where each head's attention goes (Sec. 4.1, 4.4, 4.5): per example, layer and head, a few numbers.
+
+For every example, layer and head the attention map A (query × key, rows summing to 1 over the
+real keys) is reduced on the fly, inside an engine observer, to the statistics below. Each is a
+**mean over the example's real query tokens** (padding rows are never counted) of a per-query
+number; for the key-category statistics that number is the attention mass
+``sum_{k in category} A[i, k]`` the query i puts on the category:
+
+==================  ==============================================================================
+stat                per-query number (query i), then the mean over real queries
+==================  ==============================================================================
+``cls``             mass on [CLS] (the tokenizer's ``cls_token``; position 0 in BERT)
+``sep``             mass on all [SEP] tokens
+``sep_first``       mass on the first [SEP] (the one ending segment A)
+``sep_second``      mass on the final [SEP] of a pair; NaN for single sentences (one [SEP])
+``punct``           mass on punctuation tokens: tokens (per the tokenizer's token strings) made
+                    only of Unicode punctuation characters (category P*: ``. , ! ? ' " - ( ) #``;
+                    symbols such as ``$ + = `` are not punctuation); never [CLS]/[SEP]
+``self``            A[i, i]
+``prev``            A[i, i-1]; the mean runs over real queries that have a previous token (i ≥ 1)
+``next``            A[i, i+1]; the mean runs over real queries whose next token is real
+``within_segment``  mass on the *content* tokens (neither [CLS] nor [SEP]) whose token_type_id
+                    equals the query's (the query's own sentence: the paper's "Block" pattern)
+``across_segment``  mass on the content tokens of the other segment; NaN for single sentences
+``entropy``         entropy of the row in nats, ``-sum_k A[i,k] log A[i,k]`` over real keys
+==================  ==============================================================================
+
+[CLS] and [SEP] are left out of the segment statistics because they have their own, so for
+every real query ``cls + sep + within_segment + across_segment = 1`` (a pair) and
+``cls + sep + within_segment = 1`` (a single sentence); queries are all real tokens, [CLS]
+and [SEP] included (their segment is their token_type_id). A pair is an example with at least
+two [SEP] tokens. NaN marks a statistic that does not exist for the example, never a failure.
+
+**Word level** (``level="word"``): word pieces are first pooled to words
+(`headlab.analysis.word_pooling`: attention *to* a word is the sum over its pieces, *from* a word
+the mean over its pieces; [CLS] and [SEP] are words of their own), and the statistics above are
+computed on the pooled maps with word categories (a word is punctuation when all its pieces are;
+prev/next/self refer to words). Token categories (punctuation, [SEP] roles) are those of
+`headlab.analysis.tokens`.
+
+The reduction runs on the device, batched over examples and heads: one matrix product of the
+map with a (key, category) matrix gives every key-category mass at once, the diagonals give
+self/prev/next, and masked query weights give the means. Only (batch, layers, heads, stats)
+leaves the observer; no attention map is kept.
+
+The written table (`STATS_SCHEMA`) is long/tidy, one row per (example, layer, head, stat),
+sorted by ``example`` (the dev Parquet's ``row``), ``layer``, ``head``, ``stat`` (stats in
+alphabetical order, the order of `STATS`); rows with NaN values are kept, so each example has
+layers × heads × len(STATS) rows. `statistics_chunks` yields it in row groups of a few examples
+(memory stays flat in the number of examples) for `headlab.io.parquet.write_table_chunks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import torch
+from torch.nn import functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from headlab.analysis.tokens import TokenCategories, is_punctuation
+from headlab.analysis.word_pooling import WordPooling, piece_words
+from headlab.model.batching import Batch, Encoded, eval_batches
+from headlab.model.engine import head_count, layer_count
+from headlab.model.inference import observed_pass
+
+# Alphabetical: the order of the `stat` column in the sorted table and of the last axis of arrays.
+STATS = (
+    "across_segment",
+    "cls",
+    "entropy",
+    "next",
+    "prev",
+    "punct",
+    "self",
+    "sep",
+    "sep_first",
+    "sep_second",
+    "within_segment",
+)
+LEVELS = ("piece", "word")
+STATS_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("example", pa.int64(), nullable=False),
+        pa.field("layer", pa.int32(), nullable=False),
+        pa.field("head", pa.int32(), nullable=False),
+        pa.field("stat", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+    ]
+)
+EXAMPLES_PER_ROW_GROUP = 64
+
+# Columns of the (batch, key, category) matrix: these, then one "content of segment s" per segment.
+KEY_CATEGORIES = ("cls", "sep", "sep_first", "sep_second", "punct")
+_COLUMN = {name: i for i, name in enumerate(KEY_CATEGORIES)}
+_STAT = {name: i for i, name in enumerate(STATS)}
+_PAIR_ONLY = [_STAT["sep_second"], _STAT["across_segment"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The reduction (tested directly on hand-built attention)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What the statistics need of one batch's categories, prepared once and reused per layer."""
+
+    keys: torch.Tensor  # (batch, key, categories) float: KEY_CATEGORIES, then content per segment
+    real_keys: torch.Tensor  # (batch, key, 1) float
+    segment: torch.Tensor  # (batch, query) long
+    weights: torch.Tensor  # (batch, query, stats) float: which queries each stat averages over
+    is_pair: torch.Tensor  # (batch,) bool
+
+    @classmethod
+    def of(cls, categories: TokenCategories) -> Reduction:
+        c = categories
+        content = c.is_real & ~c.is_cls & ~c.is_sep  # (batch, key)
+        segments = torch.arange(c.n_segments, device=c.segment.device)  # (segments,)
+        per_segment = content[:, :, None] & (c.segment[:, :, None] == segments)  # (batch, key, segments)
+        fixed = torch.stack([c.is_cls, c.is_sep, c.sep_first, c.sep_second, c.is_punct], dim=-1)
+        keys = torch.cat([fixed, per_segment], dim=-1).float()  # (batch, key, categories)
+        real = c.is_real.float()  # (batch, query)
+        has_prev = F.pad(real[:, :-1], (1, 0)) * real  # (batch, query): query i-1 is real
+        has_next = F.pad(real[:, 1:], (0, 1)) * real  # (batch, query): query i+1 is real
+        weights = real[:, :, None].repeat(1, 1, len(STATS))  # (batch, query, stats)
+        weights[:, :, _STAT["prev"]] = has_prev
+        weights[:, :, _STAT["next"]] = has_next
+        return cls(keys, real[:, :, None], c.segment, weights, c.is_pair)
+
+
+def reduce_attention(probs: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """The `STATS` of each example and head: (batch, heads, query, key) -> (batch, heads, stats)."""
+    p = probs.float()  # (batch, heads, query, key)
+    batch, heads, queries, keys = p.shape
+    rows = p.reshape(batch, heads * queries, keys)  # (batch, heads * query, key): one bmm over examples
+    mass = torch.bmm(rows, reduction.keys).view(
+        batch, heads, queries, -1
+    )  # (batch, heads, query, categories)
+    seg_mass = mass[..., len(KEY_CATEGORIES) :]  # (batch, heads, query, segments)
+    own = reduction.segment[:, None, :, None].expand(batch, heads, queries, 1)  # (batch, heads, query, 1)
+    within = seg_mass.gather(-1, own)[..., 0]  # (batch, heads, query)
+    entropy = torch.bmm(torch.special.entr(rows), reduction.real_keys)  # (batch, heads * query, 1)
+    per_query = {
+        "across_segment": seg_mass.sum(dim=-1) - within,
+        "cls": mass[..., _COLUMN["cls"]],
+        "entropy": entropy.view(batch, heads, queries),
+        "next": F.pad(torch.diagonal(p, offset=1, dim1=-2, dim2=-1), (0, 1)),  # A[i, i+1]
+        "prev": F.pad(torch.diagonal(p, offset=-1, dim1=-2, dim2=-1), (1, 0)),  # A[i, i-1]
+        "punct": mass[..., _COLUMN["punct"]],
+        "self": torch.diagonal(p, dim1=-2, dim2=-1),
+        "sep": mass[..., _COLUMN["sep"]],
+        "sep_first": mass[..., _COLUMN["sep_first"]],
+        "sep_second": mass[..., _COLUMN["sep_second"]],
+        "within_segment": within,
+    }
+    stacked = torch.stack([per_query[name] for name in STATS], dim=-1)  # (batch, heads, query, stats)
+    total = (stacked * reduction.weights[:, None]).sum(dim=2)  # (batch, heads, stats)
+    means = total / reduction.weights.sum(dim=1)[:, None, :]  # (batch, heads, stats); 0/0 = NaN
+    means[:, :, _PAIR_ONLY] = torch.where(
+        reduction.is_pair[:, None, None], means[:, :, _PAIR_ONLY], float("nan")
+    )  # (batch, heads, 2)
+    return means
+
+
+def attention_statistics(probs: torch.Tensor, categories: TokenCategories) -> torch.Tensor:
+    """`reduce_attention` with the categories prepared on the spot: (batch, heads, stats)."""
+    return reduce_attention(probs, Reduction.of(categories))
+
+
+class AttentionStatsObserver:
+    """Engine observer filling (batch, layers, heads, stats) for the batch set by `start`."""
+
+    def __init__(self, n_layers: int, n_heads: int) -> None:
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.reduction: Reduction | None = None
+        self.pooling: WordPooling | None = None
+        self.values = torch.zeros(0, n_layers, n_heads, len(STATS))  # (batch, layers, heads, stats)
+
+    def start(self, categories: TokenCategories, pooling: WordPooling | None = None) -> None:
+        """Piece categories of the next batch and, for word-level statistics, its pooling."""
+        if pooling is not None:
+            categories = pooling.categories(categories)
+        self.reduction = Reduction.of(categories)
+        self.pooling = pooling
+        shape = (categories.is_real.shape[0], self.n_layers, self.n_heads, len(STATS))
+        self.values = torch.full(shape, float("nan"), device=categories.is_real.device)
+
+    def __call__(self, layer: int, probs: torch.Tensor, key_is_real: torch.Tensor) -> None:
+        if self.reduction is None:
+            raise RuntimeError("AttentionStatsObserver.start was not called for this batch")
+        with torch.autocast(probs.device.type, enabled=False):  # statistics in full precision
+            maps = probs if self.pooling is None else self.pooling.pool(probs)  # (batch, heads, q, k)
+            self.values[:, layer] = reduce_attention(maps, self.reduction)  # (batch, heads, stats)
+
+    def result(self) -> np.ndarray:
+        """The batch's statistics (batch, layers, heads, stats) as float64."""
+        return self.values.double().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# A table of examples -> statistics per example
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """Tokenised examples with what the categories need (lists per example, no padding)."""
+
+    encoded: Encoded
+    is_punct: list[list[bool]]
+    words: list[list[int]] | None  # word number of each piece; None unless word level
+    cls_id: int
+    sep_id: int
+
+
+def tokenize_table(
+    tokenizer: PreTrainedTokenizerBase, table: pl.DataFrame, max_length: int, with_words: bool = False
+) -> TokenTable:
+    """Tokenise text_a (and text_b) exactly as `headlab.model.batching.encode` does, keeping token
+    strings (for punctuation) and, with `with_words`, the pieces' words (fast tokenizers only)."""
+    if with_words and not tokenizer.is_fast:
+        raise ValueError("word-level statistics need a fast tokenizer (word_ids); this one is not")
+    text_a = table["text_a"].to_list()
+    text_b = table["text_b"].to_list() if table["text_b"].null_count() < table.height else None
+    encoded = tokenizer(text_a, text_b, truncation=True, max_length=max_length, return_token_type_ids=True)
+    ids = list(encoded["input_ids"])
+    punct_ids: dict[int, bool] = {}
+    is_punct = []
+    for example in ids:
+        for token_id in example:
+            if token_id not in punct_ids:
+                punct_ids[token_id] = is_punctuation(tokenizer.convert_ids_to_tokens(token_id))
+        is_punct.append([punct_ids[token_id] for token_id in example])
+    words = None
+    if with_words:
+        words = [piece_words(encoded.word_ids(i), encoded.sequence_ids(i)) for i in range(len(ids))]
+    return TokenTable(
+        encoded=Encoded(ids, list(encoded["token_type_ids"]), np.zeros(len(ids), dtype=np.int64)),
+        is_punct=is_punct,
+        words=words,
+        cls_id=int(tokenizer.cls_token_id),
+        sep_id=int(tokenizer.sep_token_id),
+    )
+
+
+def _padded(rows: list[list[int]], width: int, fill: int) -> torch.Tensor:
+    """(batch, width) long: each row's values, then `fill`."""
+    out = torch.full((len(rows), width), fill, dtype=torch.long)
+    for i, values in enumerate(rows):
+        out[i, : len(values)] = torch.as_tensor(values, dtype=out.dtype)
+    return out
+
+
+def batch_categories(tokens: TokenTable, batch: Batch) -> TokenCategories:
+    """The piece categories of one batch (CPU)."""
+    width = batch.input_ids.shape[1]
+    punct = _padded([[int(p) for p in tokens.is_punct[r]] for r in batch.rows], width, 0)  # (batch, tokens)
+    return TokenCategories.from_ids(
+        batch.input_ids, batch.token_type_ids, batch.attention_mask, punct, tokens.cls_id, tokens.sep_id
+    )
+
+
+def batch_pooling(tokens: TokenTable, batch: Batch) -> WordPooling:
+    """The word pooling of one batch (CPU)."""
+    if tokens.words is None:
+        raise ValueError("the token table has no words: tokenize_table(..., with_words=True)")
+    width = batch.input_ids.shape[1]
+    index = _padded([tokens.words[r] for r in batch.rows], width, -1)  # (batch, tokens)
+    return WordPooling.from_word_index(index)
+
+
+def statistics_pass(
+    model: PreTrainedModel,
+    tokens: TokenTable,
+    batch_size: int,
+    device: torch.device | str,
+    level: str = "piece",
+    pad_id: int = 0,
+    on_batch: Callable[[int], object] | None = None,
+) -> np.ndarray:
+    """Statistics of every example (examples, layers, heads, stats), in the token table's order."""
+    if level not in LEVELS:
+        raise ValueError(f"level is {level!r}; valid: {', '.join(LEVELS)}")
+    where = torch.device(device)
+    observer = AttentionStatsObserver(layer_count(model), head_count(model))
+    n = len(tokens.encoded)
+    out = np.full((n, observer.n_layers, observer.n_heads, len(STATS)), np.nan)  # (examples, L, H, S)
+
+    def prepare(batch: Batch) -> None:
+        pooling = batch_pooling(tokens, batch).to(where) if level == "word" else None
+        observer.start(batch_categories(tokens, batch).to(where), pooling)
+
+    def collect(batch: Batch) -> None:
+        out[batch.rows] = observer.result()
+
+    batches = eval_batches(tokens.encoded, batch_size, pad_id)
+    observed_pass(model, batches, where, [observer], prepare, collect, on_batch)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+
+def statistics_chunks(
+    model: str,
+    task: str,
+    variant: str,
+    examples: np.ndarray,
+    values: np.ndarray,
+    examples_per_chunk: int = EXAMPLES_PER_ROW_GROUP,
+) -> Iterator[pa.Table]:
+    """The long table in sorted order, a few examples at a time.
+
+    `examples` (examples,) the dev Parquet's `row` of each example; `values` (examples, layers,
+    heads, stats) in the same order.
+    """
+    n, n_layers, n_heads, n_stats = values.shape
+    if n_stats != len(STATS) or examples.shape != (n,):
+        raise ValueError(f"values {values.shape} and examples {examples.shape} do not match")
+    order = np.argsort(examples, kind="stable")
+    per_example = n_layers * n_heads * n_stats
+    layer = np.repeat(np.arange(1, n_layers + 1, dtype=np.int32), n_heads * n_stats)  # (per_example,)
+    head = np.tile(np.repeat(np.arange(1, n_heads + 1, dtype=np.int32), n_stats), n_layers)
+    stat = np.tile(np.array(STATS, dtype=object), n_layers * n_heads)  # (per_example,)
+    for start in range(0, n, examples_per_chunk):
+        chosen = order[start : start + examples_per_chunk]
+        k = len(chosen)
+        rows = k * per_example
+        yield pa.table(
+            {
+                "model": pa.array([model] * rows, pa.string()),
+                "task": pa.array([task] * rows, pa.string()),
+                "variant": pa.array([variant] * rows, pa.string()),
+                "example": pa.array(np.repeat(examples[chosen].astype(np.int64), per_example)),
+                "layer": pa.array(np.tile(layer, k)),
+                "head": pa.array(np.tile(head, k)),
+                "stat": pa.array(np.tile(stat, k), pa.string()),
+                "value": pa.array(values[chosen].reshape(-1).astype(np.float64)),
+            },
+            schema=STATS_SCHEMA,
+        )

@@ -1,0 +1,88 @@
+"""Token categories of the attention analyses: [CLS], [SEP] and their order, punctuation, segments.
+
+One definition for every analysis:
+
+* **punctuation** (`is_punctuation`): a token string (as the tokenizer writes it) made only of
+  Unicode punctuation characters (general category P*: ``. , ! ? ' " - ( ) #``; symbols such
+  as ``$ + =`` are not punctuation). [CLS] and [SEP] are never punctuation.
+* **[SEP] roles**: the first [SEP] ends segment A; the last [SEP] of an example with at least
+  two of them (a *pair*) ends segment B.
+* **segment**: the token_type_id (0 on padding).
+
+`TokenCategories` holds these as per-position masks of one batch, over word pieces or, after
+`headlab.analysis.word_pooling.WordPooling.categories`, over words.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+import torch
+
+
+def is_punctuation(token: str) -> bool:
+    """True when every character of `token` is Unicode punctuation (general category P*)."""
+    return bool(token) and all(unicodedata.category(char).startswith("P") for char in token)
+
+
+@dataclass(frozen=True)
+class TokenCategories:
+    """Per-position masks of one batch, on the device of the attention maps (pieces or words)."""
+
+    is_real: torch.Tensor  # (batch, tokens) bool
+    is_cls: torch.Tensor  # (batch, tokens) bool
+    is_sep: torch.Tensor  # (batch, tokens) bool
+    sep_first: torch.Tensor  # (batch, tokens) bool: the first [SEP]
+    sep_second: torch.Tensor  # (batch, tokens) bool: the last [SEP] of a pair
+    is_punct: torch.Tensor  # (batch, tokens) bool
+    segment: torch.Tensor  # (batch, tokens) long: token_type_id
+    is_pair: torch.Tensor  # (batch,) bool: at least two [SEP]
+    n_segments: int  # largest segment id + 1 (at least 1)
+
+    @classmethod
+    def from_masks(
+        cls,
+        is_real: torch.Tensor,
+        is_cls: torch.Tensor,
+        is_sep: torch.Tensor,
+        is_punct: torch.Tensor,
+        segment: torch.Tensor,
+    ) -> TokenCategories:
+        """Categories from (batch, tokens) masks; the [SEP] roles follow from their order."""
+        is_real = is_real.bool()
+        is_cls, is_sep = is_cls.bool() & is_real, is_sep.bool() & is_real
+        rank = is_sep.long().cumsum(dim=-1)  # (batch, tokens): [SEP]s up to and including here
+        n_sep = is_sep.sum(dim=-1, keepdim=True)  # (batch, 1)
+        is_pair = n_sep[:, 0] >= 2  # (batch,)
+        segment = segment.long() * is_real  # (batch, tokens), 0 on padding
+        return cls(
+            is_real=is_real,
+            is_cls=is_cls,
+            is_sep=is_sep,
+            sep_first=is_sep & (rank == 1),
+            sep_second=is_sep & (rank == n_sep) & is_pair[:, None],
+            is_punct=is_punct.bool() & is_real & ~is_cls & ~is_sep,
+            segment=segment,
+            is_pair=is_pair,
+            n_segments=int(segment.max()) + 1 if segment.numel() else 1,
+        )
+
+    @classmethod
+    def from_ids(
+        cls,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        is_punct: torch.Tensor,
+        cls_id: int,
+        sep_id: int,
+    ) -> TokenCategories:
+        """Categories of a batch of word pieces (all (batch, tokens))."""
+        return cls.from_masks(
+            attention_mask, input_ids == cls_id, input_ids == sep_id, is_punct, token_type_ids
+        )
+
+    def to(self, device: torch.device | str) -> TokenCategories:
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}
+        return TokenCategories(**moved)

@@ -1,0 +1,1 @@
+"""Writing artifacts: the one atomic writer, Parquet with provenance, PNG encoding."""

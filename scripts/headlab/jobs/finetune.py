@@ -1,0 +1,126 @@
+"""Jobs of rules/finetune.smk: fine-tuning one model x task x init, and the Table 1 scores."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finetune:
+    model: str  # the alias
+    task: str
+    init: str  # pretrained | random
+    model_entry: dict[str, Any]
+    train: Path
+    settings: dict[str, Any]  # finetune.* (headlab.model.finetune.TrainingSettings)
+    max_length: int
+    device: str
+    checkpoint: Path
+    training_log: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def finetune(job: Finetune, logger: logging.Logger) -> None:
+    """Rule finetune: the model with a fresh seeded head, trained, its log table and checkpoint."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    from headlab.data.tasks import get_task
+    from headlab.io.parquet import write_table
+    from headlab.io.schemas import TRAINING_LOG_SCHEMA
+    from headlab.model.batching import encode
+    from headlab.model.finetune import LogRow, TrainingSettings, save_checkpoint
+    from headlab.model.finetune import finetune as train
+    from headlab.model.loading import load_for_task, pick_device
+    from headlab.model.specs import ModelSpec
+    from headlab.runtime import progress_bar
+
+    task = get_task(job.task)
+    settings = TrainingSettings(**job.settings)
+    spec = ModelSpec.from_config(job.model, job.model_entry)
+    model, tokenizer = load_for_task(spec, task, job.init, settings.seed)
+    examples = encode(tokenizer, pl.read_parquet(job.train), job.max_length)
+    where = pick_device(job.device)
+    logger.info(
+        "fine-tuning %s (%s init) on %s: %d examples, %s, device %s",
+        job.model,
+        job.init,
+        task.name,
+        len(examples),
+        settings,
+        where,
+    )
+    steps = int(np.ceil(settings.epochs * np.ceil(len(examples) / settings.batch_size)))
+    with progress_bar(logger, steps, f"finetune {task.name}/{job.init}") as bar:
+
+        def on_step(row: LogRow) -> None:
+            bar.set_postfix(loss=f"{row.loss:.4f}", refresh=False)
+            bar.update(1)
+
+        log = train(model, examples, tokenizer.pad_token_id, settings, where, on_step)
+    logger.info("final loss %.4f after %d steps", log[-1].loss, len(log))
+    metadata = {
+        "model": job.model,
+        "model_source": spec.location,
+        "revision": spec.revision,
+        "task": task.name,
+        "init": job.init,
+        "settings": vars(settings),
+        "max_length": job.max_length,
+        "n_train": len(examples),
+    }
+    rows = [vars(r) for r in log]
+    write_table(pa.Table.from_pylist(rows, schema=TRAINING_LOG_SCHEMA), job.training_log, metadata)
+    save_checkpoint(model, tokenizer, job.checkpoint)
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    model: str
+    task: str
+    model_entry: dict[str, Any]
+    dev: Path
+    random: Path  # the checkpoint fine-tuned from random weights
+    pretrained: Path  # the checkpoint fine-tuned from pretrained weights
+    max_length: int
+    batch_size: int
+    seed: int  # of the untrained classification head of the "pretrained" condition
+    device: str
+    scores: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def evaluate(job: Evaluate, logger: logging.Logger) -> None:
+    """Rule evaluate: Table 1 scores, the pretrained encoder with a fresh head and each checkpoint."""
+    from headlab.analysis.scoring import score, scores_table
+    from headlab.data.tasks import get_task
+    from headlab.io.parquet import write_table
+    from headlab.model.batching import encoded_batches
+    from headlab.model.inference import predict_logits
+    from headlab.model.loading import load_checkpoint, load_for_task, pick_device
+    from headlab.model.specs import ModelSpec
+
+    task = get_task(job.task)
+    spec = ModelSpec.from_config(job.model, job.model_entry)
+    where = pick_device(job.device)
+    models = {
+        "pretrained": load_for_task(spec, task, "pretrained", job.seed),
+        "finetuned-random": load_checkpoint(job.random),
+        "finetuned-pretrained": load_checkpoint(job.pretrained),
+    }
+    scores: dict[str, dict[str, float]] = {}
+    n = 0
+    for condition, (model, tokenizer) in models.items():
+        encoded, batches = encoded_batches(tokenizer, job.dev, job.max_length, job.batch_size)
+        n = len(encoded)
+        scores[condition] = score(task, predict_logits(model, batches, n, where), encoded.labels)
+        logger.info("%s %s %s: %s", job.model, task.name, condition, scores[condition])
+    table = scores_table(job.model, task, scores, n)
+    metadata = {"model": job.model, "task": task.name, "seed": job.seed, "max_length": job.max_length}
+    write_table(table, job.scores, metadata)

@@ -1,0 +1,1 @@
+"""Model surgery and passes: the attention engine, masks, loading, batching, sweeps, fine-tuning."""

@@ -1,0 +1,72 @@
+"""Forward passes over a set of batches, through the engine, in inference mode."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from headlab.model.batching import Batch, restore_order
+from headlab.model.engine import Controls, Observer, engine_attached
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on CUDA; full precision elsewhere (CPU bf16 is slower here and less exact)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def inference_session(model: PreTrainedModel, device: torch.device) -> Iterator[PreTrainedModel]:
+    """Model on `device`, eval mode, engine attached, no autograd; restores the attention setting."""
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        with engine_attached(model), torch.inference_mode(), autocast_for(device):
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def batch_logits(
+    model: PreTrainedModel, batch: Batch, device: torch.device, controls: Controls | None
+) -> np.ndarray:
+    outputs = model(**batch.model_inputs(device), headlab=controls)
+    return outputs.logits.float().cpu().numpy()  # (batch, labels)
+
+
+def predict_logits(
+    model: PreTrainedModel, batches: Sequence[Batch], n_examples: int, device: torch.device
+) -> np.ndarray:
+    """Logits (examples, labels) in table order, with no intervention."""
+    with inference_session(model, device):
+        chunks = [batch_logits(model, batch, device, None) for batch in batches]
+    return restore_order(chunks, [b.rows for b in batches], n_examples)
+
+
+def observed_pass(
+    model: PreTrainedModel,
+    batches: Iterable[Batch],
+    device: torch.device,
+    observers: Sequence[Observer],
+    prepare: Callable[[Batch], bool | None] | None = None,
+    collect: Callable[[Batch], object] | None = None,
+    on_batch: Callable[[int], object] | None = None,
+) -> None:
+    """The one forward loop of the attention analyses: per batch, `prepare(batch)` (sets the
+    observers up for it; returning False skips the batch), a forward pass through the engine in
+    inference mode that feeds every layer's probabilities to `observers`, then `collect(batch)`
+    (reads the observers). `on_batch(1)` after each batch, for progress bars."""
+    controls = Controls(observers=list(observers))
+    with inference_session(model, device):
+        for batch in batches:
+            if prepare is None or prepare(batch) is not False:
+                model(**batch.model_inputs(device), headlab=controls)
+                if collect is not None:
+                    collect(batch)
+            if on_batch is not None:
+                on_batch(1)

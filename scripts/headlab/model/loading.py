@@ -1,0 +1,113 @@
+"""Loading models and tokenizers: for a task, as a bare encoder, from a checkpoint, or by variant.
+
+Where the weights come from is `headlab.model.specs.ModelSpec`. Inits (the paper's Table 1
+columns): ``pretrained`` loads the weights; ``random`` keeps the architecture (same config)
+and re-initialises every weight with the model's own initialiser (normal with
+``initializer_range``), seeded: the paper's "initialized with normal distribution". Which
+weights an analysis variant means is `headlab.model.variants`; `load_variant` is its one loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from headlab.data.tasks import TaskSpec
+from headlab.model.specs import ModelLoadError, ModelSpec, check_checkpoint_dir
+from headlab.model.variants import checkpoint_init
+
+INITS = ("pretrained", "random")
+
+
+def _task_kwargs(task: TaskSpec) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_labels": task.num_labels}
+    kwargs["problem_type"] = "regression" if task.is_regression else "single_label_classification"
+    return kwargs
+
+
+def load_tokenizer(location: str, revision: str | None = None) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(location, revision=revision)
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelLoadError(f"cannot read a tokenizer from {location}: {error}") from error
+
+
+def load_for_task(
+    spec: ModelSpec, task: TaskSpec, init: str, seed: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model with a fresh, seeded classification head, and its tokenizer.
+
+    ``init='pretrained'``: the encoder's weights; ``init='random'``: same config, all weights
+    re-initialised by the model's own initialiser.
+    """
+    if init not in INITS:
+        raise ModelLoadError(f"init {init!r} is not valid; valid: {', '.join(INITS)}")
+    location = spec.resolve()
+    torch.manual_seed(seed)
+    try:
+        if init == "pretrained":
+            model = AutoModelForSequenceClassification.from_pretrained(
+                location, revision=spec.revision, attn_implementation="eager", **_task_kwargs(task)
+            )
+        else:
+            config = AutoConfig.from_pretrained(location, revision=spec.revision, **_task_kwargs(task))
+            config._attn_implementation = "eager"
+            model = AutoModelForSequenceClassification.from_config(config)
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelLoadError(f"models.{spec.alias}: cannot load {location}: {error}") from error
+    return model, load_tokenizer(location, spec.revision)
+
+
+def load_checkpoint(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A fine-tuned model saved by the workflow (Hugging Face format)."""
+    folder = Path(folder)
+    check_checkpoint_dir(folder, "checkpoint")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelLoadError(f"cannot read the checkpoint in {folder}: {error}") from error
+    return model, load_tokenizer(str(folder))
+
+
+def load_encoder(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The pretrained encoder (AutoModel, no task head) and its tokenizer."""
+    location = spec.resolve()
+    try:
+        model = AutoModel.from_pretrained(location, revision=spec.revision, attn_implementation="eager")
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelLoadError(f"models.{spec.alias}: cannot load {location}: {error}") from error
+    return model, load_tokenizer(location, spec.revision)
+
+
+def load_variant(
+    spec: ModelSpec, variant: str, checkpoint: str | Path | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """The model of an analysis variant (`headlab.model.variants`), its tokenizer and where its
+    weights came from: the encoder for ``pretrained``, else the variant's fine-tuned checkpoint."""
+    if checkpoint_init(variant) is None:
+        model, tokenizer = load_encoder(spec)
+        return model, tokenizer, spec.location
+    if checkpoint is None:
+        raise ValueError(f"variant {variant!r} needs its fine-tuned checkpoint folder")
+    model, tokenizer = load_checkpoint(checkpoint)
+    return model, tokenizer, str(checkpoint)
+
+
+def pick_device(requested: str) -> torch.device:
+    """'auto' takes CUDA when present; 'cuda' without a GPU is an error, not a silent fallback."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("config key 'device' asks for CUDA but no CUDA device is available")
+    return torch.device(requested)

