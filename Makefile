@@ -28,8 +28,20 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -ra
 
+# GLUE for `make quick`: configs/quick.yaml reads ../shared/data/glue when that folder exists,
+# else the Hugging Face hub; GLUE_DIR=/path/to/glue_data (<TASK>/{train,dev}.tsv) reads that folder.
+GLUE_DIR ?=
+QUICK_TARGETS := results/figure8.pdf results/figure9.pdf results/table1.csv
+comma := ,
+QUICK_DATA = $(if $(GLUE_DIR),--config 'data={source: local$(comma) local_dir: "$(GLUE_DIR)"}')
+
+# The run, then a summary: run time, data source, where the figures and tables are.
 quick: install
-	$(BIN)/snakemake --cores 2 results/figure8.pdf results/figure9.pdf results/table1.csv --configfile configs/quick.yaml
+	@start=$$(date +%s); \
+	$(BIN)/snakemake --cores 2 $(QUICK_TARGETS) --configfile configs/quick.yaml $(QUICK_DATA); \
+	rc=$$?; \
+	$(BIN)/python -m headlab.summary --seconds $$(($$(date +%s) - start)) --status $$rc $(QUICK_TARGETS); \
+	exit $$rc
 
 # The SLURM profile on a live one-node cluster (root, apt): up, the SLURM tests, always down.
 test-slurm: install

@@ -75,7 +75,9 @@ rule model_figure5:
         code=job_code("attention", "plot_drift"),
     output:
         pdf=report(
-            "results/{model}/figure5.pdf", category="4.3 Change after fine-tuning"
+            "results/{model}/figure5.pdf",
+            caption="../report/figure5.rst",
+            category="4.3 Change after fine-tuning",
         ),
         png="results/{model}/figure5.png",
     log:

@@ -9,7 +9,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from headlab.workflow.checks import check_config, model_specs
 from headlab.data.framenet import corpus_location
-from headlab.data.glue import local_split_path
+from headlab.data.glue import GlueDataError, local_split_path, resolve_source
+from headlab.data.glue_hub import start_problem, unreachable_message
 from headlab.model.variants import ANALYSIS_VARIANTS, checkpoint_init
 from headlab.workflow.dependencies import job_code
 from headlab.data.tasks import get_task
@@ -25,6 +26,18 @@ PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
 # Attention statistics are computed on the pretrained encoder and on the model fine-tuned from it.
 VARIANTS = list(ANALYSIS_VARIANTS)
+# data.source auto: the local GLUE folder when it is there, else the hub (said once, at start).
+DATA_SOURCE = resolve_source(config["data"]["source"], config["data"]["local_dir"])
+if config["data"]["source"] == "auto":
+    GLUE_FOLDER = config["data"]["local_dir"]
+    if DATA_SOURCE == "local":
+        print(f"data.source auto: GLUE from {GLUE_FOLDER}", file=sys.stderr)
+    else:
+        print(
+            f"data.source auto: no GLUE folder at data.local_dir ({GLUE_FOLDER}), "
+            "so GLUE comes from the Hugging Face hub (nyu-mll/glue)",
+            file=sys.stderr,
+        )
 
 
 def one_of(names):
@@ -54,7 +67,7 @@ def data_params(wildcards):
         "max_train_examples" if wildcards.split == "train" else "max_eval_examples"
     )
     return {
-        "source": data["source"],
+        "source": DATA_SOURCE,
         "local_dir": data["local_dir"],
         "files": data["files"].get(wildcards.task),
         "hub_revision": data["hub_revision"],
@@ -64,11 +77,19 @@ def data_params(wildcards):
 
 
 def local_data_file(wildcards):
-    """The TSV a local-source split is read from (so editing it reruns prepare_task); none for the hub."""
+    """The TSV a local-source split is read from (so editing it reruns prepare_task); none for the
+    hub, whose split is checked here instead while the jobs are planned (not in a dry run):
+    offline or unreachable with no cached copy, the run stops before any job starts, with what
+    to do."""
     data = config["data"]
-    if data["source"] != "local":
-        return []
     task = get_task(wildcards.task)
+    if DATA_SOURCE != "local":
+        table = Path("resources/glue") / wildcards.task / f"{wildcards.split}.parquet"
+        # a dry run only plans: it shows the jobs even where the hub cannot be reached
+        problem = None if table.exists() or workflow.dryrun else start_problem()
+        if problem:
+            raise GlueDataError(unreachable_message(task, wildcards.split, problem))
+        return []
     return str(
         local_split_path(
             data["local_dir"], task, wildcards.split, data["files"].get(task.name)

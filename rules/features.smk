@@ -72,11 +72,13 @@ rule model_figure6:
     output:
         pdf=report(
             "results/{model}/figure6.pdf",
+            caption="../report/figure6.rst",
             category="4.4 Attention to linguistic features",
         ),
         png="results/{model}/figure6.png",
         features_pdf=report(
             "results/{model}/figure6_features.pdf",
+            caption="../report/figure6_features.rst",
             category="4.4 Attention to linguistic features",
         ),
         features_png="results/{model}/figure6_features.png",
@@ -130,7 +132,9 @@ rule model_figure7:
         code=job_code("features", "figure7"),
     output:
         pdf=report(
-            "results/{model}/figure7.pdf", category="4.5 Token-to-token attention"
+            "results/{model}/figure7.pdf",
+            caption="../report/figure7.rst",
+            category="4.5 Token-to-token attention",
         ),
         png="results/{model}/figure7.png",
     log:

@@ -15,7 +15,11 @@ rule model_figure8:
         sweeps=sweeps_of("{model}", "{mode}"),
         code=job_code("figures", "plot_ablation"),
     output:
-        pdf=report("results/{model}/figure8_{mode}.pdf", category="4.6 Disabling heads"),
+        pdf=report(
+            "results/{model}/figure8_{mode}.pdf",
+            caption="../report/figure8.rst",
+            category="4.6 Disabling heads",
+        ),
         png="results/{model}/figure8_{mode}.png",
     log:
         "logs/model_figure8/{model}/{mode}.log",
@@ -37,7 +41,11 @@ rule model_figure8:
 
 use rule model_figure8 as model_figure9 with:
     output:
-        pdf=report("results/{model}/figure9_{mode}.pdf", category="4.6 Disabling heads"),
+        pdf=report(
+            "results/{model}/figure9_{mode}.pdf",
+            caption="../report/figure9.rst",
+            category="4.6 Disabling heads",
+        ),
         png="results/{model}/figure9_{mode}.png",
     log:
         "logs/model_figure9/{model}/{mode}.log",

@@ -67,7 +67,9 @@ rule model_figure3:
         code=job_code("framenet", "figure3"),
     output:
         pdf=report(
-            "results/{model}/figure3.pdf", category="4.2 Relation-specific heads"
+            "results/{model}/figure3.pdf",
+            caption="../report/figure3.rst",
+            category="4.2 Relation-specific heads",
         ),
         png="results/{model}/figure3.png",
     log:

@@ -73,7 +73,7 @@ def snakemake(
     targets: Sequence[str] = (),
     configfile: Path | None = None,
     cores: int = 2,
-    timeout: int = 600,
+    timeout: int = 1200,
 ) -> Run:
     """Run the repository's Snakefile with `workdir` as working directory (all outputs go there).
 
@@ -238,3 +238,36 @@ def planned_counts(run: Run) -> Counter[str]:
 def hidden_files(folder: Path) -> list[Path]:
     """Files and folders under `folder` whose names start with '.', Snakemake's markers aside."""
     return sorted(path for path in Path(folder).rglob(".*") if path.name not in SNAKEMAKE_MARKERS)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc (Linux)."""
+    children = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_file.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ')'
+        if int(text.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(stat_file.parent.name))
+    return sorted(children)
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every process below `pid` in the process tree."""
+    found, todo = [], [pid]
+    while todo:
+        for child in child_pids(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return sorted(found)
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments of process `pid` ([] when it has ended)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]

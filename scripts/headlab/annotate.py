@@ -5,7 +5,8 @@
 
 then open the printed address (http://127.0.0.1:8765/ by default). The page shows one map at a
 time (the PNG that rule export_maps wrote beside the maps table, ``png/<map_id>.png``) with five
-buttons, one per class; keys 1-5 answer, u takes the last answer back. Every answer is
+buttons, one per class; keys 1-5 answer, u takes the last answer back (a key pressed while the
+previous answer is still on its way is ignored, so no map is answered twice). Every answer is
 written to the labels file at once (the whole file is rewritten to a temporary sibling and
 renamed, so it is never half-written), and a restart resumes at the first map this annotator has
 not labelled. Maps come in a seeded shuffled order (``--seed``) so that tasks and layers mix.
@@ -209,6 +210,7 @@ class AnnotationSession:
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>headlab: attention patterns</title>
+<link rel="icon" href="data:,">
 <style>
  body { font-family: sans-serif; margin: 2em auto; max-width: 760px; color: #222; }
  #map { width: 384px; height: 384px; image-rendering: pixelated; border: 1px solid #999; }
@@ -227,13 +229,21 @@ attention within each sentence of a pair; heterogeneous: anything else.</p>
 <p id="status" class="hint"></p>
 <script>
 let state = null;
+let busy = false;  // one request at a time: a key pressed before the answer arrives is ignored,
+                   // so it can never label the map that is still shown a second time
 async function call(path, body) {
-  const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
-                                               body: JSON.stringify(body)};
-  const response = await fetch(path, options);
-  const data = await response.json();
-  if (!response.ok) { document.getElementById("status").textContent = data.error; return; }
-  show(data);
+  if (busy) return;
+  busy = true;
+  try {
+    const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
+                                                 body: JSON.stringify(body)};
+    const response = await fetch(path, options);
+    const data = await response.json();
+    if (!response.ok) { document.getElementById("status").textContent = data.error; return; }
+    show(data);
+  } finally {
+    busy = false;
+  }
 }
 function show(data) {
   state = data;
@@ -249,12 +259,16 @@ function show(data) {
   if (data.map === null) {
     document.getElementById("info").textContent = "All maps labelled. " + progress;
     document.getElementById("map").removeAttribute("src");
+    document.getElementById("map").dataset.mapId = "";
+    document.getElementById("map").hidden = true;
     return;
   }
   const m = data.map;
   document.getElementById("info").textContent = m.task + ", example " + m.example + ", layer " + m.layer +
     ", head " + m.head + " (" + m.n_tokens + " tokens). " + progress;
   document.getElementById("map").src = m.png;
+  document.getElementById("map").dataset.mapId = m.map_id;
+  document.getElementById("map").hidden = false;
   document.getElementById("status").textContent = "";
 }
 function answer(name) { if (state && state.map) call("/api/label", {map_id: state.map.map_id, label: name}); }

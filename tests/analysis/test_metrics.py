@@ -1,4 +1,4 @@
-"""GLUE metrics against hand-computed answers, degenerate cases, and an optional sklearn check."""
+"""GLUE metrics against hand-computed answers, degenerate cases, and scikit-learn (a dev dependency)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import sklearn.metrics as skm
 
 from headlab.analysis.metrics import (
     METRICS,
@@ -135,7 +136,6 @@ def test_metric_labels() -> None:
 
 
 def test_against_sklearn() -> None:
-    skm = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(7)
     for _ in range(20):
         gold = rng.integers(0, 2, size=50)

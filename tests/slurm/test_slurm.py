@@ -7,8 +7,9 @@ one mode, one named mask) through `--profile profiles/slurm` to completion and c
 runtime its rule declares in rules/*.smk, that a GPU request reaches SLURM, and that the
 localrules (figures, tables) never became SLURM jobs. `bash tests/slurm/cluster.sh down` stops it.
 
-Without root, apt-get or HEADLAB_SLURM=1 the live tests are skipped with the reason; the static
-checks of the profile run everywhere.
+Without HEADLAB_SLURM=1 the live tests are skipped with the reason (no cluster here); with it, a
+live test that cannot run (not root, no apt-get, the cluster not up, a node with less memory than
+the rules ask for) fails instead of skipping. The static checks of the profile run everywhere.
 """
 
 from __future__ import annotations
@@ -147,12 +148,18 @@ def resource_args(resources: dict[str, Any]) -> list[str]:
 
 
 def live_cluster_skip_reason() -> str | None:
+    """Why the live tests are skipped: only that no cluster was brought up for them."""
+    if os.environ.get("HEADLAB_SLURM") != "1":
+        return "set HEADLAB_SLURM=1 after `bash tests/slurm/cluster.sh up` to run the live SLURM tests"
+    return None
+
+
+def live_cluster_problem() -> str | None:
+    """With HEADLAB_SLURM=1, what keeps the live tests from running (they fail with it)."""
     if os.geteuid() != 0:
         return "the SLURM test cluster needs root (tests/slurm/cluster.sh installs packages)"
     if shutil.which("apt-get") is None:
         return "no apt-get: tests/slurm/cluster.sh cannot install SLURM here"
-    if os.environ.get("HEADLAB_SLURM") != "1":
-        return "set HEADLAB_SLURM=1 after `bash tests/slurm/cluster.sh up` to run the live SLURM tests"
     return None
 
 
@@ -199,10 +206,44 @@ def test_localrules_are_the_figures_and_tables() -> None:
         assert set(declared[rule]) == {"threads", "mem_mb", "runtime"}, rule
 
 
+def test_live_tests_fail_when_asked_for_but_impossible_and_skip_when_not_asked_for(tmp_path: Path) -> None:
+    """The live tests in a fresh pytest with a PATH that has no SLURM tools and no apt-get: with
+    HEADLAB_SLURM=1 each errors (naming the cause), without it each is skipped with the reason."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "HEADLAB_SLURM"}
+    env["PATH"] = str(bare)
+
+    def live_tests(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:cacheprovider", "-m", "slurm", __file__],
+            cwd=REPO,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    live = [
+        name for name, item in globals().items() if name.startswith("test_") and hasattr(item, "pytestmark")
+    ]
+    count = sum(any(mark.name == "slurm" for mark in globals()[name].pytestmark) for name in live)
+    assert count >= 5
+    asked = live_tests(HEADLAB_SLURM="1")
+    summary = asked.stdout.strip().splitlines()[-1]
+    assert asked.returncode == 1 and f"{count} errors" in summary and "skipped" not in summary, asked.stdout
+    assert asked.stdout.count("HEADLAB_SLURM=1 but ") >= count, asked.stdout  # the cause, per test
+    not_asked = live_tests()
+    summary = not_asked.stdout.strip().splitlines()[-1]
+    assert not_asked.returncode == 0 and f"{count} skipped" in summary, not_asked.stdout
+    assert "error" not in summary and "failed" not in summary, not_asked.stdout
+
+
 @pytest.mark.workflow
 def test_profile_dry_run_plans_local_and_cluster_jobs(tmp_path: Path) -> None:
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[dev]')")
+    # a dev dependency (pyproject.toml), installed with pytest itself
+    assert importlib.util.find_spec("snakemake_executor_plugin_slurm"), "pip install -e '.[dev]'"
     model = write_tiny_model(tmp_path / "model")
     config = small_config(model, write_tiny_glue(tmp_path / "glue", ("MRPC",)))
     workdir = tmp_path / "work"
@@ -267,6 +308,9 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> SlurmRun:
     reason = live_cluster_skip_reason()
     if reason:
         pytest.skip(reason)
+    problem = live_cluster_problem()
+    if problem:
+        pytest.fail(f"HEADLAB_SLURM=1 but {problem}")
     missing = [tool for tool in ("sbatch", "sacct", "sinfo", "timeout") if shutil.which(tool) is None]
     assert not missing, f"HEADLAB_SLURM=1 but {missing} not found: run `bash {CLUSTER_SCRIPT} up` first"
     assert importlib.util.find_spec("snakemake_executor_plugin_slurm"), (
@@ -279,7 +323,9 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> SlurmRun:
     node_mem = max(int(m) for m in subprocess.check_output(["sinfo", "-h", "-o", "%m"], text=True).split())
     need = max(declared_resources()[rule]["mem_mb"] for rule in SLURM_RULES)
     if node_mem < need:
-        pytest.skip(f"the SLURM node has {node_mem} MB, the rules ask up to {need} MB (mem_mb)")
+        pytest.fail(
+            f"HEADLAB_SLURM=1 but the SLURM node has {node_mem} MB, the rules ask up to {need} MB (mem_mb)"
+        )
 
     root = tmp_path_factory.mktemp("slurm_run")
     model = write_tiny_model(root / "model")

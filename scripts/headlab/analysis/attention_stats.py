@@ -13,14 +13,15 @@ stat                per-query number (query i), then the mean over real queries
 ``sep``             mass on all [SEP] tokens
 ``sep_first``       mass on the first [SEP] (the one ending segment A)
 ``sep_second``      mass on the final [SEP] of a pair; NaN for single sentences (one [SEP])
-``punct``           mass on punctuation tokens: tokens (per the tokenizer's token strings) made
-                    only of Unicode punctuation characters (category P*: ``. , ! ? ' " - ( ) #``;
-                    symbols such as ``$ + = `` are not punctuation); never [CLS]/[SEP]
+``punct``           mass on punctuation tokens: pieces whose original text (by the tokenizer's
+                    character offsets, stripped) is made only of Unicode punctuation characters
+                    (category P*: ``. , ! ? ' " - ( ) #``; symbols such as ``$ + = `` are not
+                    punctuation), so BPE's ``Ġ,`` and SentencePiece's ``▁,`` count; never [CLS]/[SEP]
 ``self``            A[i, i]
 ``prev``            A[i, i-1]; the mean runs over real queries that have a previous token (i ≥ 1)
 ``next``            A[i, i+1]; the mean runs over real queries whose next token is real
-``within_segment``  mass on the *content* tokens (neither [CLS] nor [SEP]) whose token_type_id
-                    equals the query's (the query's own sentence: the paper's "Block" pattern)
+``within_segment``  mass on the *content* tokens (neither [CLS] nor [SEP]) whose segment equals
+                    the query's (the query's own sentence: the paper's "Block" pattern)
 ``across_segment``  mass on the content tokens of the other segment; NaN for single sentences
 ``entropy``         entropy of the row in nats, ``-sum_k A[i,k] log A[i,k]`` over real keys
 ==================  ==============================================================================
@@ -28,8 +29,12 @@ stat                per-query number (query i), then the mean over real queries
 [CLS] and [SEP] are left out of the segment statistics because they have their own, so for
 every real query ``cls + sep + within_segment + across_segment = 1`` (a pair) and
 ``cls + sep + within_segment = 1`` (a single sentence); queries are all real tokens, [CLS]
-and [SEP] included (their segment is their token_type_id). A pair is an example with at least
-two [SEP] tokens. NaN marks a statistic that does not exist for the example, never a failure.
+and [SEP] included. A token's **segment** comes from the fast tokenizer's ``sequence_ids``
+(`headlab.data.segments`: 0 for text_a, 1 for text_b, a special token that of the content before
+it), never from the model's token_type_ids (zeros for RoBERTa): BERT's ``[CLS] A [SEP] B [SEP]``
+gives its token_type_ids, RoBERTa's ``<s> A </s></s> B </s>`` 0 0 0 0 1 1. [CLS] and [SEP] are
+the tokenizer's ``cls_token_id`` and ``sep_token_id``. A pair is an example with at least two
+[SEP] tokens. NaN marks a statistic that does not exist for the example, never a failure.
 
 **Word level** (``level="word"``): word pieces are first pooled to words
 (`headlab.analysis.word_pooling`: attention *to* a word is the sum over its pieces, *from* a word
@@ -62,9 +67,9 @@ import torch
 from torch.nn import functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from headlab.analysis.tokens import TokenCategories, is_punctuation
+from headlab.analysis.tokens import TokenCategories, punctuation_marks
 from headlab.analysis.word_pooling import WordPooling, piece_words
-from headlab.model.batching import Batch, Encoded, eval_batches
+from headlab.model.batching import Batch, Encoded, encoded_of, eval_batches, table_texts, tokenize_texts
 from headlab.model.engine import head_count, layer_count
 from headlab.model.inference import observed_pass
 
@@ -215,7 +220,7 @@ class AttentionStatsObserver:
 class TokenTable:
     """Tokenised examples with what the categories need (lists per example, no padding)."""
 
-    encoded: Encoded
+    encoded: Encoded  # with segments (from the fast tokenizer's sequence_ids)
     is_punct: list[list[bool]]
     words: list[list[int]] | None  # word number of each piece; None unless word level
     cls_id: int
@@ -225,27 +230,25 @@ class TokenTable:
 def tokenize_table(
     tokenizer: PreTrainedTokenizerBase, table: pl.DataFrame, max_length: int, with_words: bool = False
 ) -> TokenTable:
-    """Tokenise text_a (and text_b) exactly as `headlab.model.batching.encode` does, keeping token
-    strings (for punctuation) and, with `with_words`, the pieces' words (fast tokenizers only)."""
-    if with_words and not tokenizer.is_fast:
-        raise ValueError("word-level statistics need a fast tokenizer (word_ids); this one is not")
-    text_a = table["text_a"].to_list()
-    text_b = table["text_b"].to_list() if table["text_b"].null_count() < table.height else None
-    encoded = tokenizer(text_a, text_b, truncation=True, max_length=max_length, return_token_type_ids=True)
-    ids = list(encoded["input_ids"])
-    punct_ids: dict[int, bool] = {}
-    is_punct = []
-    for example in ids:
-        for token_id in example:
-            if token_id not in punct_ids:
-                punct_ids[token_id] = is_punctuation(tokenizer.convert_ids_to_tokens(token_id))
-        is_punct.append([punct_ids[token_id] for token_id in example])
+    """Tokenise text_a (and text_b) exactly as `headlab.model.batching.encode` does, with the
+    pieces' segments (``sequence_ids``), punctuation (the original text each piece covers, by
+    character offsets) and, with `with_words`, words. Fast tokenizers only."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            "attention statistics need a fast tokenizer (sequence_ids for segments, character "
+            "offsets for punctuation); this one is not"
+        )
+    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise ValueError("the tokenizer has no [CLS] or [SEP] token (cls_token_id / sep_token_id)")
+    text_a, text_b = table_texts(table)
+    encoded = tokenize_texts(tokenizer, text_a, text_b, max_length, offsets=True)
+    n = len(encoded["input_ids"])
     words = None
     if with_words:
-        words = [piece_words(encoded.word_ids(i), encoded.sequence_ids(i)) for i in range(len(ids))]
+        words = [piece_words(encoded.word_ids(i), encoded.sequence_ids(i)) for i in range(n)]
     return TokenTable(
-        encoded=Encoded(ids, list(encoded["token_type_ids"]), np.zeros(len(ids), dtype=np.int64)),
-        is_punct=is_punct,
+        encoded=encoded_of(encoded, np.zeros(n, dtype=np.int64)),
+        is_punct=punctuation_marks(encoded, text_a, text_b),
         words=words,
         cls_id=int(tokenizer.cls_token_id),
         sep_id=int(tokenizer.sep_token_id),
@@ -261,11 +264,13 @@ def _padded(rows: list[list[int]], width: int, fill: int) -> torch.Tensor:
 
 
 def batch_categories(tokens: TokenTable, batch: Batch) -> TokenCategories:
-    """The piece categories of one batch (CPU)."""
+    """The piece categories of one batch (CPU); segments are `Batch.segments`, not token_type_ids."""
+    if batch.segments is None:
+        raise ValueError("the batch has no segments: encode it from a fast tokenizer (tokenize_table)")
     width = batch.input_ids.shape[1]
     punct = _padded([[int(p) for p in tokens.is_punct[r]] for r in batch.rows], width, 0)  # (batch, tokens)
     return TokenCategories.from_ids(
-        batch.input_ids, batch.token_type_ids, batch.attention_mask, punct, tokens.cls_id, tokens.sep_id
+        batch.input_ids, batch.segments, batch.attention_mask, punct, tokens.cls_id, tokens.sep_id
     )
 
 

@@ -30,7 +30,7 @@ from transformers import PreTrainedModel
 
 from headlab.model.batching import Batch
 from headlab.model.engine import Controls, head_count, layer_count
-from headlab.model.inference import inference_session
+from headlab.model.inference import inference_session, inputs_for
 
 DRIFT_SCHEMA = pa.schema(
     [
@@ -124,7 +124,7 @@ def drift_pass(
     out = np.full((n_examples, n_layers, n_heads), np.nan)  # (examples, layers, heads)
     with inference_session(first_model, where), inference_session(second_model, where):
         for batch in batches:
-            inputs = batch.model_inputs(where)
+            inputs = inputs_for(first_model, batch, where)
             recorder.start(inputs["attention_mask"].bool())
             first_model(**inputs, headlab=Controls(observers=[recorder]))
             cosine.start()

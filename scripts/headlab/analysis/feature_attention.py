@@ -217,6 +217,7 @@ def collect_feature_attention(
         input_ids=[e.input_ids for e in examples],
         token_type_ids=[e.token_type_ids for e in examples],
         labels=np.zeros(len(examples), dtype=np.int64),
+        segments=[e.segments for e in examples],
     )
     observer = FeatureObserver(layer_count(model), head_count(model))
 

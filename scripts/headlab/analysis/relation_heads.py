@@ -39,7 +39,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from headlab.data.alignment import Span, align_spans
 from headlab.model.batching import Batch, Encoded, eval_batches
-from headlab.model.engine import Controls, head_count, layer_count
+from headlab.model.engine import Controls, head_count, layer_count, model_family
 from headlab.model.inference import inference_session, observed_pass
 
 AVERAGES = ("sentence", "link")
@@ -161,6 +161,7 @@ def _aligned_links(
         input_ids=[a.input_ids for a in alignments],
         token_type_ids=[a.token_type_ids for a in alignments],
         labels=np.zeros(len(alignments), dtype=np.int64),
+        segments=[a.segments for a in alignments],
     )
     return encoded, groups, per_sentence
 
@@ -342,6 +343,8 @@ def attention_maps(
         "token_type_ids": torch.tensor([aligned.token_type_ids], device=where),  # (1, tokens)
         "attention_mask": torch.ones(1, n, dtype=torch.long, device=where),  # (1, tokens)
     }
+    if not model_family(model).takes_token_type_ids(model.config):
+        del inputs["token_type_ids"]
     with inference_session(model, where):
         model(**inputs, headlab=Controls(observers=[capture]))
     return AttentionMaps(

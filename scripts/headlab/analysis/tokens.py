@@ -2,12 +2,19 @@
 
 One definition for every analysis:
 
-* **punctuation** (`is_punctuation`): a token string (as the tokenizer writes it) made only of
-  Unicode punctuation characters (general category P*: ``. , ! ? ' " - ( ) #``; symbols such
-  as ``$ + =`` are not punctuation). [CLS] and [SEP] are never punctuation.
+* **punctuation** (`is_punctuation`, `punctuation_marks`): a piece whose original text (the
+  characters its offsets cover, `headlab.data.segments.covered_texts`), stripped of whitespace,
+  is non-empty and made only of Unicode punctuation characters (general category P*:
+  ``. , ! ? ' " - ( ) #``; symbols such as ``$ + =`` are not punctuation). Never the token
+  string, so BPE's ``Ġ,`` and SentencePiece's ``▁,`` are punctuation. Special tokens ([CLS],
+  [SEP], ``<s>``, ``</s>``) never are.
+* **[CLS] / [SEP]**: by the tokenizer's ``cls_token_id`` / ``sep_token_id`` (``<s>`` / ``</s>``
+  for RoBERTa and XLM-R).
 * **[SEP] roles**: the first [SEP] ends segment A; the last [SEP] of an example with at least
   two of them (a *pair*) ends segment B.
-* **segment**: the token_type_id (0 on padding).
+* **segment**: from the fast tokenizer's ``sequence_ids`` (`headlab.data.segments`: BERT's
+  token_type_ids; RoBERTa's ``<s> A </s></s> B </s>`` -> 0 0 0 0 1 1), 0 on padding. Never the
+  model's token_type_ids, which are zeros for RoBERTa.
 
 `TokenCategories` holds these as per-position masks of one batch, over word pieces or, after
 `headlab.analysis.word_pooling.WordPooling.categories`, over words.
@@ -16,14 +23,31 @@ One definition for every analysis:
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from headlab.data.segments import covered_texts
 
-def is_punctuation(token: str) -> bool:
-    """True when every character of `token` is Unicode punctuation (general category P*)."""
-    return bool(token) and all(unicodedata.category(char).startswith("P") for char in token)
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
+
+
+def is_punctuation(text: str) -> bool:
+    """True when `text`, stripped of whitespace, is non-empty and every character is Unicode
+    punctuation (general category P*)."""
+    text = text.strip()
+    return bool(text) and all(unicodedata.category(char).startswith("P") for char in text)
+
+
+def punctuation_marks(
+    encoding: BatchEncoding, text_a: Sequence[str], text_b: Sequence[str] | None
+) -> list[list[bool]]:
+    """Per example and piece: `is_punctuation` of the original text the piece covers (special
+    tokens cover none). `encoding` is a fast tokenizer's, with ``return_offsets_mapping=True``."""
+    return [[is_punctuation(text) for text in texts] for texts in covered_texts(encoding, text_a, text_b)]
 
 
 @dataclass(frozen=True)
@@ -36,7 +60,7 @@ class TokenCategories:
     sep_first: torch.Tensor  # (batch, tokens) bool: the first [SEP]
     sep_second: torch.Tensor  # (batch, tokens) bool: the last [SEP] of a pair
     is_punct: torch.Tensor  # (batch, tokens) bool
-    segment: torch.Tensor  # (batch, tokens) long: token_type_id
+    segment: torch.Tensor  # (batch, tokens) long: the analysis segment (headlab.data.segments)
     is_pair: torch.Tensor  # (batch,) bool: at least two [SEP]
     n_segments: int  # largest segment id + 1 (at least 1)
 
@@ -72,16 +96,15 @@ class TokenCategories:
     def from_ids(
         cls,
         input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor,
+        segments: torch.Tensor,
         attention_mask: torch.Tensor,
         is_punct: torch.Tensor,
         cls_id: int,
         sep_id: int,
     ) -> TokenCategories:
-        """Categories of a batch of word pieces (all (batch, tokens))."""
-        return cls.from_masks(
-            attention_mask, input_ids == cls_id, input_ids == sep_id, is_punct, token_type_ids
-        )
+        """Categories of a batch of word pieces (all (batch, tokens)); `segments` are the analysis
+        segments (`headlab.model.batching.Batch.segments`), not the model's token_type_ids."""
+        return cls.from_masks(attention_mask, input_ids == cls_id, input_ids == sep_id, is_punct, segments)
 
     def to(self, device: torch.device | str) -> TokenCategories:
         moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from headlab.data.segments import encoding_segments, model_token_type_ids
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -30,9 +32,10 @@ class Alignment:
     """
 
     input_ids: list[int]
-    token_type_ids: list[int]
+    token_type_ids: list[int]  # the model's input (zeros where the tokenizer returns none)
     tokens: list[str]
     pieces: list[Span | None]
+    segments: list[int]  # analysis segments (`headlab.data.segments`), all 0 for one text
 
 
 def align_spans(
@@ -59,6 +62,7 @@ def align_spans(
         truncation=max_length is not None,
         max_length=max_length,
     )
+    token_types, segments = model_token_type_ids(encoded), encoding_segments(encoded)
     alignments = []
     for i, text_spans in enumerate(spans):
         offsets = encoded["offset_mapping"][i]
@@ -74,9 +78,10 @@ def align_spans(
         alignments.append(
             Alignment(
                 input_ids=list(encoded["input_ids"][i]),
-                token_type_ids=list(encoded["token_type_ids"][i]),
+                token_type_ids=token_types[i],
                 tokens=encoded.tokens(i),
                 pieces=pieces,
+                segments=segments[i],
             )
         )
     return alignments

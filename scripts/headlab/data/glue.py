@@ -4,7 +4,8 @@ Both sources of a GLUE split, the classic TSV files (`headlab.data.glue_tsv`) an
 Face dataset ``nyu-mll/glue`` (`headlab.data.glue_hub`), are turned into the same table
 (`headlab.data.glue_table`). A malformed input line never crashes a run: it is skipped and
 reported as a `SkippedLine`. Missing or empty inputs, or inputs without a single valid row,
-raise `GlueDataError`. `prepare_split` is what rule prepare_task runs.
+raise `GlueDataError`. `prepare_split` is what rule prepare_task runs. The source ``auto`` is the
+local folder when one is configured and present, else the hub (`resolve_source`).
 """
 
 from __future__ import annotations
@@ -26,13 +27,21 @@ from headlab.data.glue_tsv import read_glue_tsv
 from headlab.data.tasks import TaskSpec, get_task
 
 MAX_SKIPPED_IN_METADATA = 50
-SOURCES = ("hub", "local")
+SOURCES = ("hub", "local", "auto")
 
 LOGGER = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
-# Locating a local split
+# Choosing the source and locating a local split
+
+
+def resolve_source(source: str, data_dir: str | Path | None) -> str:
+    """The source a split is read from: "auto" is "local" when `data_dir` names an existing
+    folder and "hub" otherwise; "hub" and "local" are returned as they are."""
+    if source == "auto":
+        return "local" if data_dir and Path(data_dir).is_dir() else "hub"
+    return source
 
 
 def _listing(folder: Path, pattern: str) -> str:
@@ -100,7 +109,7 @@ def _load(
     file_overrides: Mapping[str, str] | None,
     hub_revision: str | None,
 ) -> tuple[pl.DataFrame, list[SkippedLine], str]:
-    """(table, skipped lines, source description) of one split from `source`."""
+    """(table, skipped lines, source description) of one split from `source` (already resolved)."""
     if source == "hub":
         frame, skipped = read_hub_dataset(load_hub_dataset(task, split, hub_revision), task)
         where = f"{HUB_DATASET}/{task.hub_config}/{split_spec(task, split).hub}"
@@ -134,13 +143,15 @@ def prepare_split(
 ) -> tuple[pa.Table, dict[str, Any]]:
     """One split of a GLUE task, sampled to at most `cap` rows: the table and its metadata.
 
-    `source` is "hub" (``nyu-mll/glue`` at `hub_revision`) or "local" (classic TSV files under
-    `data_dir`, with optional `file_overrides` {split: file name}). The table has the fixed
+    `source` is "hub" (``nyu-mll/glue`` at `hub_revision`), "local" (classic TSV files under
+    `data_dir`, with optional `file_overrides` {split: file name}) or "auto" (local when
+    `data_dir` exists, else the hub; the metadata records the one used). The table has the fixed
     `arrow_schema`; the metadata records counts and the first skipped lines. Counts and every
     skipped line are logged to `log`.
     """
     log = log or LOGGER
     task = get_task(task_name)
+    source = resolve_source(source, data_dir)
     frame, skipped, where = _load(task, split, source, data_dir, file_overrides, hub_revision)
     _log_skipped(log, where, skipped)
     sampled = sample_rows(frame, cap, seed)

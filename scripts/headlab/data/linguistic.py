@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from headlab.data.alignment import Span, piece_token_overlap, token_spans
+from headlab.data.segments import model_token_type_ids, segments_from_sequence_ids
 from headlab.data.token_rules import RELATION_PAIRS, RELATIONS, VERB_POS, negation_marks, token_flags
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ class AlignedExample:
 
     row: int  # the dev table's row
     input_ids: list[int]
-    token_type_ids: list[int]
+    token_type_ids: list[int]  # the model's input (zeros where the tokenizer returns none)
     pieces: list[str]
     marks: np.ndarray  # (features, pieces) bool, features in `FEATURES` order
     pairs: dict[str, list[tuple[Span, Span]]]  # relation -> [(query pieces, key pieces)]
@@ -178,6 +179,11 @@ class AlignedExample:
     # the words of word-level statistics (`headlab.analysis.word_pooling.piece_words`).
     word_ids: list[int | None]
     sequence_ids: list[int | None]
+
+    @property
+    def segments(self) -> list[int]:
+        """The analysis segment of every piece, from `sequence_ids` (`headlab.data.segments`)."""
+        return segments_from_sequence_ids(self.sequence_ids)
 
 
 def _text_pair(dev: pl.DataFrame) -> tuple[list[str], list[str] | None]:
@@ -214,6 +220,7 @@ def align_examples(
         return_token_type_ids=True,
     )
     by_row = {key[0]: frame for key, frame in parsed.partition_by("row", as_dict=True).items()}
+    token_types = model_token_type_ids(encoded)
     examples = []
     for i, row in enumerate(dev["row"].to_list()):
         input_ids = np.asarray(encoded["input_ids"][i])  # (pieces,)
@@ -244,7 +251,7 @@ def align_examples(
             AlignedExample(
                 row=row,
                 input_ids=input_ids.tolist(),
-                token_type_ids=list(encoded["token_type_ids"][i]),
+                token_type_ids=token_types[i],
                 pieces=encoded.tokens(i),
                 marks=np.concatenate([is_cls[None], is_sep[None], piece_marks]),  # (features, pieces)
                 pairs=pairs,

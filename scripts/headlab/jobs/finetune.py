@@ -103,7 +103,7 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     from headlab.io.parquet import write_table
     from headlab.model.batching import encoded_batches
     from headlab.model.inference import predict_logits
-    from headlab.model.loading import load_checkpoint, load_for_task, pick_device
+    from headlab.model.loading import check_same_family, load_checkpoint, load_for_task, pick_device
     from headlab.model.specs import ModelSpec
 
     task = get_task(job.task)
@@ -114,6 +114,8 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
         "finetuned-random": load_checkpoint(job.random),
         "finetuned-pretrained": load_checkpoint(job.pretrained),
     }
+    for condition in ("finetuned-random", "finetuned-pretrained"):
+        check_same_family(spec, models[condition][0])
     scores: dict[str, dict[str, float]] = {}
     n = 0
     for condition, (model, tokenizer) in models.items():

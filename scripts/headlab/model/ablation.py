@@ -9,9 +9,10 @@ Two implementations with the same result:
   (`variants_per_pass`): fewer, larger matrix products, which pays on a GPU; on a small CPU
   one at a time is faster (see benchmarks/ablation_sweep.py).
 
-The tail is run through the model's own forward (embeddings output replaced by the recorded
-state, encoder layers temporarily narrowed to l..L-1), so masking, pooling and the
-classification head stay the model's code for any BERT-family architecture.
+The tail is run through the model's own forward (the layer list temporarily narrowed to
+l..L-1, layer l's input replaced by the recorded state through a pre-hook on that layer), so
+masking, pooling and the classification head stay the model's code for every supported family
+(`headlab.model.families`).
 """
 
 from __future__ import annotations
@@ -26,35 +27,52 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from headlab.model.batching import Batch, restore_order
-from headlab.model.engine import Controls, Intervention, head_count, layer_count
+from headlab.model.engine import (
+    Controls,
+    Intervention,
+    head_count,
+    layer_count,
+    layer_modules,
+    model_family,
+    submodule,
+)
 from headlab.model.inference import batch_logits, inference_session
 from headlab.model.masks import HeadMask, mask_tensor
 
 Progress = Callable[[int], None]
 
 
-def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
-    """The encoder's layer list (BERT, RoBERTa, ELECTRA, ... keep it at base_model.encoder.layer)."""
-    encoder = getattr(model.base_model, "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise TypeError(
-            f"{type(model).__name__} has no base_model.encoder.layer list; not a BERT-family encoder"
-        )
-    return layers
+def _hidden_argument(args: tuple[object, ...], kwargs: dict[str, object]) -> torch.Tensor:
+    """The hidden states a layer is called with (first positional argument, or by keyword)."""
+    if args:
+        return args[0]  # type: ignore[return-value]
+    for name in ("hidden_states", "hidden_state", "x"):
+        if name in kwargs:
+            return kwargs[name]  # type: ignore[return-value]
+    raise TypeError("a layer was called without its hidden states")
+
+
+def _with_hidden(
+    args: tuple[object, ...], kwargs: dict[str, object], hidden: torch.Tensor
+) -> tuple[tuple[object, ...], dict[str, object]]:
+    if args:
+        return (hidden, *args[1:]), kwargs
+    name = next(n for n in ("hidden_states", "hidden_state", "x") if n in kwargs)
+    return args, {**kwargs, name: hidden}
 
 
 @contextlib.contextmanager
 def layer_inputs_recorded(model: PreTrainedModel) -> Iterator[dict[int, torch.Tensor]]:
-    """Record the hidden states entering each encoder layer during the next forward pass."""
+    """Record the hidden states entering each layer during the next forward pass, by call order
+    (ALBERT's shared layer is called once per depth)."""
     states: dict[int, torch.Tensor] = {}
     handles = []
-    for index, layer in enumerate(encoder_layers(model)):
 
-        def record(module: nn.Module, args: tuple[torch.Tensor, ...], index: int = index) -> None:
-            states[index] = args[0]  # (batch, tokens, hidden)
+    def record(module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        states[len(states)] = _hidden_argument(args, kwargs)  # (batch, tokens, hidden)
 
-        handles.append(layer.register_forward_pre_hook(record))
+    for layer in layer_modules(model):
+        handles.append(layer.register_forward_pre_hook(record, with_kwargs=True))
     try:
         yield states
     finally:
@@ -62,21 +80,50 @@ def layer_inputs_recorded(model: PreTrainedModel) -> Iterator[dict[int, torch.Te
             handle.remove()
 
 
+def tail_is_exact(model: PreTrainedModel, start: int) -> bool:
+    """Whether a pass from layer `start` with the recorded input equals the full pass: not for
+    DeBERTa-v2 with its convolution after layer 0 (conv_kernel_size > 0), which a narrowed layer
+    list would apply after layer `start` instead."""
+    has_conv = getattr(getattr(model.base_model, "encoder", None), "conv", None) is not None
+    return start == 0 or not has_conv
+
+
 @contextlib.contextmanager
 def started_at_layer(model: PreTrainedModel, start: int, hidden: torch.Tensor) -> Iterator[None]:
-    """Within the block, a forward pass skips layers 0..start-1 and begins from `hidden`.
+    """Within the block, a forward pass runs only layers start..L-1, and layer `start` is called
+    with `hidden` (batch, tokens, hidden) instead of what reaches it: a pre-hook on that layer, so
+    nothing between the embeddings and the first layer (ELECTRA's projection, ALBERT's mapping)
+    is applied to the recorded state again. Undone on exit, also after an error."""
+    family = model_family(model)
+    config = model.config
+    replaced = {"done": False}
 
-    The embeddings' output is replaced by `hidden` (batch, tokens, hidden) and the encoder runs
-    only its layers start..L-1. Both changes are undone on exit, also after an error.
-    """
-    base = model.base_model
-    full = encoder_layers(model)
-    handle = base.embeddings.register_forward_hook(lambda module, args, output: hidden)
-    base.encoder.layer = nn.ModuleList(list(full)[start:])
+    def replace(module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        if replaced["done"]:
+            return None
+        replaced["done"] = True
+        return _with_hidden(args, kwargs, hidden)
+
+    if family.layers is None:  # ALBERT: one shared layer, called num_hidden_layers times
+        layer = layer_modules(model)[0]
+        full_count = config.num_hidden_layers
+        handle = layer.register_forward_pre_hook(replace, with_kwargs=True)
+        config.num_hidden_layers = full_count - start
+        try:
+            yield
+        finally:
+            config.num_hidden_layers = full_count
+            handle.remove()
+        return
+    owner_path, _, name = family.layers.rpartition(".")
+    owner = submodule(model.base_model, owner_path) if owner_path else model.base_model
+    full = getattr(owner, name)
+    handle = full[start].register_forward_pre_hook(replace, with_kwargs=True)
+    setattr(owner, name, nn.ModuleList(list(full)[start:]))
     try:
         yield
     finally:
-        base.encoder.layer = full
+        setattr(owner, name, full)
         handle.remove()
 
 
@@ -161,6 +208,9 @@ def _tail_logits(
     count = variants.shape[0]
     stacked = batch.repeated(count) if count > 1 else batch
     hidden = hidden.repeat(count, 1, 1) if count > 1 else hidden  # (variants * batch, tokens, hidden)
-    controls = Controls(intervention=Intervention(_disabled_rows(variants, len(batch.rows)), mode))
+    disabled = _disabled_rows(variants, len(batch.rows))  # (variants * batch, layers, heads)
+    if not tail_is_exact(model, start):
+        return batch_logits(model, stacked, device, Controls(intervention=Intervention(disabled, mode)))
+    controls = Controls(intervention=Intervention(disabled, mode), first_layer=start)
     with started_at_layer(model, start, hidden):
         return batch_logits(model, stacked, device, controls)

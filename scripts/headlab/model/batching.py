@@ -3,6 +3,11 @@
 Evaluation batches are sorted by length so each batch pads only to its own longest example;
 `Batch.rows` maps the rows back to the order of the input table. Training batches are
 shuffled with a seeded generator and padded per batch.
+
+Two per-piece sequences, kept apart: ``token_type_ids`` are the model's input, what the tokenizer
+returns (zeros when it returns none, e.g. RoBERTa's); ``segments`` are the analyses' sentence of
+each piece, from the fast tokenizer's ``sequence_ids`` (`headlab.data.segments`), None for a slow
+tokenizer (the analyses then refuse; fine-tuning and the ablation passes do not need them).
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import BatchEncoding, PreTrainedTokenizerBase
+
+from headlab.data.segments import encoding_segments, model_token_type_ids
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids per example (no padding) and the example's label."""
+    """Token ids per example (no padding), the example's label and the pieces' segments."""
 
     input_ids: list[list[int]]
-    token_type_ids: list[list[int]]
+    token_type_ids: list[list[int]]  # the model's input (zeros where the tokenizer has none)
     labels: np.ndarray  # (examples,) int64 class index or float32 score
+    segments: list[list[int]] | None = None  # analysis segments (headlab.data.segments); None: unknown
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -36,13 +44,17 @@ class Batch:
     token_type_ids: torch.Tensor  # (batch, tokens)
     attention_mask: torch.Tensor  # (batch, tokens) 1 = real token, 0 = padding
     labels: torch.Tensor  # (batch,)
+    segments: torch.Tensor | None = None  # (batch, tokens) analysis segments, 0 on padding; None: unknown
 
-    def model_inputs(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": self.input_ids.to(device),
-            "token_type_ids": self.token_type_ids.to(device),
-            "attention_mask": self.attention_mask.to(device),
-        }
+    def model_inputs(
+        self, device: torch.device | str = "cpu", token_type_ids: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """The forward's inputs; without token_type_ids for families that take none
+        (`headlab.model.inference.inputs_for` decides)."""
+        inputs = {"input_ids": self.input_ids.to(device), "attention_mask": self.attention_mask.to(device)}
+        if token_type_ids:
+            inputs["token_type_ids"] = self.token_type_ids.to(device)
+        return inputs
 
     def repeated(self, times: int) -> Batch:
         """The batch stacked `times` times along the batch axis (variant-major)."""
@@ -52,20 +64,48 @@ class Batch:
             token_type_ids=self.token_type_ids.repeat(times, 1),
             attention_mask=self.attention_mask.repeat(times, 1),
             labels=self.labels.repeat(times),
+            segments=None if self.segments is None else self.segments.repeat(times, 1),
         )
+
+
+def table_texts(table: pl.DataFrame) -> tuple[list[str], list[str] | None]:
+    """text_a and text_b (None when the table has no second sentence) of a normalised task table."""
+    text_a = table["text_a"].to_list()
+    text_b = table["text_b"].to_list() if table["text_b"].null_count() < table.height else None
+    return text_a, text_b
+
+
+def tokenize_texts(
+    tokenizer: PreTrainedTokenizerBase,
+    text_a: list[str],
+    text_b: list[str] | None,
+    max_length: int,
+    offsets: bool = False,
+) -> BatchEncoding:
+    """The one tokenizer call of every pass (`encode`, the attention statistics): truncated to
+    `max_length`, with token types and, when `offsets` (fast tokenizers only), character offsets."""
+    extra = {"return_offsets_mapping": True} if offsets else {}
+    return tokenizer(
+        text_a, text_b, truncation=True, max_length=max_length, return_token_type_ids=True, **extra
+    )
+
+
+def encoded_of(encoding: BatchEncoding, labels: np.ndarray) -> Encoded:
+    """`Encoded` of a batched encoding: the model's token types and, from a fast tokenizer, segments."""
+    return Encoded(
+        input_ids=[list(ids) for ids in encoding["input_ids"]],
+        token_type_ids=model_token_type_ids(encoding),
+        labels=labels,
+        segments=encoding_segments(encoding) if encoding.is_fast else None,
+    )
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, table: pl.DataFrame, max_length: int) -> Encoded:
     """Tokenise the normalised task table (text_a, optional text_b, label)."""
-    text_a = table["text_a"].to_list()
-    text_b = table["text_b"].to_list() if table["text_b"].null_count() < table.height else None
-    encoded = tokenizer(text_a, text_b, truncation=True, max_length=max_length, return_token_type_ids=True)
+    text_a, text_b = table_texts(table)
+    encoded = tokenize_texts(tokenizer, text_a, text_b, max_length)
     label_dtype = np.float32 if table["label"].dtype.is_float() else np.int64
-    return Encoded(
-        input_ids=list(encoded["input_ids"]),
-        token_type_ids=list(encoded["token_type_ids"]),
-        labels=table["label"].to_numpy().astype(label_dtype),
-    )
+    return encoded_of(encoded, table["label"].to_numpy().astype(label_dtype))
 
 
 def collate(encoded: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
@@ -73,12 +113,16 @@ def collate(encoded: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (batch, tokens)
     token_type_ids = torch.zeros((len(rows), width), dtype=torch.long)  # (batch, tokens)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # (batch, tokens)
+    segments = None if encoded.segments is None else torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         n = len(encoded.input_ids[r])
         input_ids[i, :n] = torch.tensor(encoded.input_ids[r])
         token_type_ids[i, :n] = torch.tensor(encoded.token_type_ids[r])
         attention_mask[i, :n] = 1
-    return Batch(rows, input_ids, token_type_ids, attention_mask, torch.from_numpy(encoded.labels[rows]))
+        if segments is not None and encoded.segments is not None:
+            segments[i, :n] = torch.tensor(encoded.segments[r])
+    labels = torch.from_numpy(encoded.labels[rows])
+    return Batch(rows, input_ids, token_type_ids, attention_mask, labels, segments)
 
 
 def eval_batches(encoded: Encoded, batch_size: int, pad_id: int) -> list[Batch]:

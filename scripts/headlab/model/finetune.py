@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_sc
 
 from headlab.io.atomic import atomic_paths
 from headlab.model.batching import Encoded, train_batches
-from headlab.model.inference import autocast_for
+from headlab.model.inference import autocast_for, inputs_for
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def finetune(
     while len(log) < total_steps:
         for batch in train_batches(train, settings.batch_size, pad_id, settings.seed, epoch):
             with autocast_for(device):
-                outputs = model(**batch.model_inputs(device), labels=batch.labels.to(device))
+                outputs = model(**inputs_for(model, batch, device), labels=batch.labels.to(device))
             outputs.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
             row = LogRow(len(log) + 1, epoch + 1, float(outputs.loss.detach()), schedule.get_last_lr()[0])

@@ -10,7 +10,7 @@ import torch
 from transformers import PreTrainedModel
 
 from headlab.model.batching import Batch, restore_order
-from headlab.model.engine import Controls, Observer, engine_attached
+from headlab.model.engine import Controls, Observer, engine_attached, model_family
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[object]:
@@ -32,10 +32,16 @@ def inference_session(model: PreTrainedModel, device: torch.device) -> Iterator[
         model.train(was_training)
 
 
+def inputs_for(model: PreTrainedModel, batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch as the model's forward takes it (token_type_ids only where the family reads them)."""
+    types = model_family(model).takes_token_type_ids(model.config)
+    return batch.model_inputs(device, token_type_ids=types)
+
+
 def batch_logits(
     model: PreTrainedModel, batch: Batch, device: torch.device, controls: Controls | None
 ) -> np.ndarray:
-    outputs = model(**batch.model_inputs(device), headlab=controls)
+    outputs = model(**inputs_for(model, batch, device), headlab=controls)
     return outputs.logits.float().cpu().numpy()  # (batch, labels)
 
 
@@ -65,7 +71,7 @@ def observed_pass(
     with inference_session(model, device):
         for batch in batches:
             if prepare is None or prepare(batch) is not False:
-                model(**batch.model_inputs(device), headlab=controls)
+                model(**inputs_for(model, batch, device), headlab=controls)
                 if collect is not None:
                     collect(batch)
             if on_batch is not None:

@@ -19,11 +19,13 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from headlab.data.tasks import TaskSpec
+from headlab.model.families import UnsupportedModelError, check_config_supported
 from headlab.model.specs import ModelLoadError, ModelSpec, check_checkpoint_dir
 from headlab.model.variants import checkpoint_init
 
@@ -43,6 +45,21 @@ def load_tokenizer(location: str, revision: str | None = None) -> PreTrainedToke
         raise ModelLoadError(f"cannot read a tokenizer from {location}: {error}") from error
 
 
+def supported_config(location: str | Path, revision: str | None, what: str) -> PretrainedConfig:
+    """The config at `location`, after checking that headlab supports its family: an error naming
+    `what` (the alias or checkpoint), the model type and the supported ones, before any weight is
+    read (for hub models this is the job's first step)."""
+    try:
+        config = AutoConfig.from_pretrained(location, revision=revision)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{what}: cannot read the config of {location}: {error}") from error
+    try:
+        check_config_supported(config)
+    except UnsupportedModelError as error:
+        raise ModelLoadError(f"{what}: {error}") from error
+    return config
+
+
 def load_for_task(
     spec: ModelSpec, task: TaskSpec, init: str, seed: int
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -54,6 +71,7 @@ def load_for_task(
     if init not in INITS:
         raise ModelLoadError(f"init {init!r} is not valid; valid: {', '.join(INITS)}")
     location = spec.resolve()
+    supported_config(location, spec.revision, f"models.{spec.alias}")
     torch.manual_seed(seed)
     try:
         if init == "pretrained":
@@ -73,6 +91,7 @@ def load_checkpoint(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedToke
     """A fine-tuned model saved by the workflow (Hugging Face format)."""
     folder = Path(folder)
     check_checkpoint_dir(folder, "checkpoint")
+    supported_config(folder, None, f"checkpoint {folder}")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
     except (OSError, ValueError, SafetensorError) as error:
@@ -83,6 +102,7 @@ def load_checkpoint(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedToke
 def load_encoder(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The pretrained encoder (AutoModel, no task head) and its tokenizer."""
     location = spec.resolve()
+    supported_config(location, spec.revision, f"models.{spec.alias}")
     try:
         model = AutoModel.from_pretrained(location, revision=spec.revision, attn_implementation="eager")
     except (OSError, ValueError, SafetensorError) as error:
@@ -101,7 +121,18 @@ def load_variant(
     if checkpoint is None:
         raise ValueError(f"variant {variant!r} needs its fine-tuned checkpoint folder")
     model, tokenizer = load_checkpoint(checkpoint)
+    check_same_family(spec, model)
     return model, tokenizer, str(checkpoint)
+
+
+def check_same_family(spec: ModelSpec, checkpoint_model: PreTrainedModel) -> None:
+    """A checkpoint must be of the model type its alias names (a wrong folder is an error)."""
+    alias_type = supported_config(spec.resolve(), spec.revision, f"models.{spec.alias}").model_type
+    if checkpoint_model.config.model_type != alias_type:
+        raise ModelLoadError(
+            f"models.{spec.alias} is a {alias_type!r} model, but its checkpoint "
+            f"{checkpoint_model.name_or_path} is a {checkpoint_model.config.model_type!r} model"
+        )
 
 
 def pick_device(requested: str) -> torch.device:

@@ -289,8 +289,11 @@ def plot_head_ablation(
     metric_by_task: Mapping[str, str],
     output_pdf: Path,
     title: str | None = None,
-) -> None:
-    """Figure 8: per task, a layer × head heatmap of the score with that single head disabled."""
+) -> Figure:
+    """Figure 8: per task, a layer × head heatmap of the score with that single head disabled.
+
+    Saved to `output_pdf` (and its PNG); the Figure is returned so that what it shows can be read back.
+    """
     panels = _panel_tasks(table, metric_by_task)
     shapes = [head_matrix(table, task, metric).shape for task, metric in panels]
     n_layers = max(s[0] for s in shapes)
@@ -300,6 +303,7 @@ def plot_head_ablation(
     for ax, (task, metric) in zip(axes, panels, strict=True):
         _draw_head_panel(figure, ax, table, task, metric)
     save_figure(figure, output_pdf)
+    return figure
 
 
 def plot_layer_ablation(
@@ -307,8 +311,9 @@ def plot_layer_ablation(
     metric_by_task: Mapping[str, str],
     output_pdf: Path,
     title: str | None = None,
-) -> None:
-    """Figure 9: per task, the score with each whole layer disabled against the baseline."""
+) -> Figure:
+    """Figure 9: per task, the score with each whole layer disabled against the baseline (saved
+    like Figure 8; the Figure is returned)."""
     panels = _panel_tasks(table, metric_by_task)
     n_layers = max(layer_series(table, task, metric).size for task, metric in panels)
     panel_size = (max(3.2, 0.25 * n_layers + 1.6), 2.6)
@@ -316,3 +321,4 @@ def plot_layer_ablation(
     for ax, (task, metric) in zip(axes, panels, strict=True):
         _draw_layer_panel(ax, table, task, metric)
     save_figure(figure, output_pdf)
+    return figure

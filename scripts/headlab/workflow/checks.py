@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from headlab.data.glue import GlueDataError, local_split_path
+from headlab.data.glue import GlueDataError, local_split_path, resolve_source
 from headlab.data.tasks import UnknownTaskError, get_task
+from headlab.model.families import UnsupportedModelError, check_config_supported
 from headlab.model.masks import MaskError, parse_named_mask
 from headlab.model.specs import ModelLoadError, ModelSpec
 
@@ -35,12 +36,18 @@ def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
 
 
 def model_dimensions(spec: ModelSpec) -> tuple[int, int] | None:
-    """(layers, heads) from a config.json on disk; None for hub models (not downloaded here)."""
+    """(layers, heads) from a config.json on disk, under the family's config names, after checking
+    that headlab supports the model's family (`headlab.model.families`); None for hub models (not
+    downloaded here: their family is checked when their job starts)."""
     if spec.source == "hub":
         return None
     with open(Path(spec.resolve()) / "config.json") as handle:
         model_config = json.load(handle)
-    return int(model_config["num_hidden_layers"]), int(model_config["num_attention_heads"])
+    try:
+        family = check_config_supported(model_config, spec.alias)
+    except UnsupportedModelError as error:
+        raise ModelLoadError(f"models.{spec.alias}: {error}") from error
+    return family.layer_count(model_config), family.head_count(model_config)
 
 
 def _task_problems(config: Mapping[str, Any]) -> list[str]:
@@ -81,7 +88,8 @@ def _model_problems(config: Mapping[str, Any]) -> list[str]:
 
 def _data_problems(config: Mapping[str, Any]) -> list[str]:
     data = config.get("data", {})
-    if data.get("source", "hub") != "local":
+    # auto with no folder at local_dir reads the hub; with one, that folder is checked as local.
+    if resolve_source(data.get("source", "hub"), data.get("local_dir")) != "local":
         return []
     local_dir = data.get("local_dir")
     if not local_dir:
@@ -94,15 +102,34 @@ def _data_problems(config: Mapping[str, Any]) -> list[str]:
             task = get_task(name)
         except UnknownTaskError:
             continue  # reported by _task_problems
+        overrides = (data.get("files") or {}).get(name) or {}
         for split in SPLITS:
+            # a file named in data.files is that key's problem; a standard one is data.local_dir's
+            key = f"data.files.{name}.{split}" if split in overrides else "data.local_dir"
             try:
-                path = local_split_path(local_dir, task, split, data.get("files", {}).get(name))
+                path = local_split_path(local_dir, task, split, overrides)
             except GlueDataError as error:
-                problems.append(f"data.local_dir: {error}")
+                problems.append(f"{key}: {error}")
                 continue
             if path.stat().st_size == 0:
-                problems.append(f"data.local_dir: {path} is empty")
+                problems.append(f"{key}: {path} is empty")
+    for name in data.get("files") or {}:
+        try:
+            get_task(name)
+        except UnknownTaskError as error:
+            problems.append(f"data.files.{name}: {error} (its files would never be read)")
     return problems
+
+
+def _mask_problems(config: Mapping[str, Any]) -> list[str]:
+    """Mask names are job wildcards and file names: one name, one mask."""
+    names = [mask["name"] for mask in config.get("ablation", {}).get("masks", [])]
+    return [
+        f"ablation.masks[{i}]: name {name!r} is already used by ablation.masks[{names.index(name)}]; "
+        "each mask needs its own name"
+        for i, name in enumerate(names)
+        if names.index(name) != i
+    ]
 
 
 def _figure_problems(config: Mapping[str, Any]) -> list[str]:
@@ -124,6 +151,6 @@ def check_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError listing every problem found (after JSON-schema validation)."""
     problems = (
         _task_problems(config) + _model_problems(config) + _data_problems(config) + _figure_problems(config)
-    )
+    ) + _mask_problems(config)
     if problems:
         raise ConfigError(problems)
