@@ -99,6 +99,13 @@ def element(driver: Any, xpath: str, timeout: float = WAIT_SECONDS) -> Any:
     return wait_for(lambda: driver.find_elements(By.XPATH, xpath), xpath, timeout)[0]
 
 
+def click(driver: Any, xpath: str, timeout: float = WAIT_SECONDS) -> None:
+    """Click the first element matching `xpath` as a DOM click: a pointer click at its centre can
+    be taken by an overlapping element (the report's icons overlap its links while it lays out)."""
+    target = element(driver, xpath, timeout)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", target)
+
+
 def body_text(driver: Any, containing: str = "") -> str:
     """The page's visible text; "" while it does not contain `containing`."""
     text = driver.find_element(By.TAG_NAME, "body").text

@@ -414,10 +414,10 @@ def test_report_opened_in_a_browser_shows_every_figure_with_its_caption(
         assert set(figures) <= set(section_of), f"not in the report: {sorted(set(figures) - set(section_of))}"
         for section in sorted({section_of[figure] for figure in figures}):
             driver.get(report.as_uri())
-            browser.element(driver, f"//span[text()='{section}']").click()
+            browser.click(driver, f"//span[text()='{section}']")
             for figure in [f for f in figures if section_of[f] == section]:
                 row = f"//td[text()='{figure}']/.."
-                browser.element(driver, f"{row}//a[@iconname='eye']").click()
+                browser.click(driver, f"{row}//a[@iconname='eye']")
                 pdf = (tiny_run.workdir / figure).read_bytes()
                 browser.wait_for(
                     lambda pdf=pdf: (
@@ -433,7 +433,7 @@ def test_report_opened_in_a_browser_shows_every_figure_with_its_caption(
                     time.sleep(2)  # the PDF viewer draws the page after the frame has its source
                     driver.save_screenshot(str(tmp_path / "report.png"))
                 assert browser.broken_images(driver) == [], figure
-                browser.element(driver, f"{row}//a[@iconname='information-circle']").click()
+                browser.click(driver, f"{row}//a[@iconname='information-circle']")
                 details = browser.wait_for(
                     lambda figure=figure: browser.body_text(driver, containing=f"{figure}\nDESCRIPTION"),
                     f"the details of {figure}",
@@ -442,7 +442,7 @@ def test_report_opened_in_a_browser_shows_every_figure_with_its_caption(
                 assert " ".join(caption.read_text().split()) in " ".join(details.split()), (
                     f"{figure}: no caption"
                 )
-                browser.element(driver, f"//a[text()='{section}']").click()  # back to the section's list
+                browser.click(driver, f"//a[text()='{section}']")  # back to the section's list
         assert browser.broken_images(driver) == []
         assert browser.console_errors(driver) == []
 
