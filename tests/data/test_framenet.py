@@ -15,12 +15,10 @@ import polars as pl
 import pytest
 import torch
 
+from headlab.analysis.relation_examples import AttentionMaps, attention_maps, example_table
 from headlab.analysis.relation_heads import (
     HEAD_COLUMNS,
-    AttentionMaps,
     LinkScores,
-    attention_maps,
-    example_table,
     head_table,
     link_mask,
     link_max_attention,

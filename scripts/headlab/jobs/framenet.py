@@ -73,14 +73,8 @@ def framenet_heads(job: FramenetHeads, logger: logging.Logger) -> None:
     import numpy as np
     import polars as pl
 
-    from headlab.analysis.relation_heads import (
-        attention_maps,
-        choose_example,
-        example_table,
-        head_table,
-        link_scores,
-        shown_heads,
-    )
+    from headlab.analysis.relation_examples import attention_maps, choose_example, example_table
+    from headlab.analysis.relation_heads import head_table, link_scores, shown_heads
     from headlab.io.parquet import write_table
     from headlab.model.engine import head_count, layer_count
     from headlab.model.loading import load_variant, pick_device
