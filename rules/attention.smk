@@ -40,7 +40,10 @@ rule attention_stats:
 rule attention_drift:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint,
+            init="pretrained",
+            seed=ANALYSIS_SEED,
+            allow_missing=True,
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("attention", "attention_drift"),

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from headlab.workflow.checks import check_config, model_specs
+from headlab.workflow.checks import check_config, check_renamed_keys, model_specs
 from headlab.data.framenet import corpus_location
 from headlab.data.glue import GlueDataError, local_split_path, resolve_source
 from headlab.data.glue_hub import start_problem, unreachable_message
@@ -15,6 +15,7 @@ from headlab.model.variants import ANALYSIS_VARIANTS, checkpoint_init
 from headlab.workflow.dependencies import job_code
 from headlab.data.tasks import get_task
 
+check_renamed_keys(config)
 validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 check_config(config)
 
@@ -24,6 +25,12 @@ MODES = config["ablation"]["modes"]
 MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
+# Fine-tuning seeds (a wildcard of fine-tuning, scoring and ablation); the attention analyses
+# read the checkpoints of the first one.
+SEEDS = [str(seed) for seed in config["finetune"]["seeds"]]
+ANALYSIS_SEED = SEEDS[0]
+# finetune.* as the training settings of one seed (the seed comes from the wildcard).
+TRAINING_SETTINGS = {k: v for k, v in config["finetune"].items() if k != "seeds"}
 # Attention statistics are computed on the pretrained encoder and on the model fine-tuned from it.
 VARIANTS = list(ANALYSIS_VARIANTS)
 # data.source auto: the local GLUE folder when it is there, else the hub (said once, at start).
@@ -49,6 +56,7 @@ wildcard_constraints:
     model=one_of(MODELS),
     task=one_of(TASKS),
     init=one_of(INITS),
+    seed=one_of(SEEDS),
     mode=one_of(["uniform", "zero"]),
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
@@ -127,10 +135,10 @@ def figure_title(what):
     return title
 
 
-def sweeps_of(model, mode):
-    """The full-sweep tables of one model and mode, one per task."""
+def statistics_of(model, mode):
+    """The sweep statistics (every seed) of one model and mode, one table per task."""
     return expand(
-        "results/{model}/{task}/ablation/{mode}/sweep.parquet",
+        "results/{model}/{task}/ablation/{mode}/statistics.parquet",
         model=model,
         task=TASKS,
         mode=mode,
@@ -149,6 +157,7 @@ def feature_checkpoint(wildcards):
         model=wildcards.model,
         task=wildcards.task,
         init=init,
+        seed=ANALYSIS_SEED,
     )
 
 
@@ -205,8 +214,10 @@ def get_final_output():
         "results/figure8.pdf",
         "results/figure9.pdf",
         "results/table1.csv",
+        "results/claims.md",
         "results/ablation.parquet",
         "results/ablation_summary.parquet",
+        "results/ablation_statistics.parquet",
     ]
     targets += expand(
         "results/{model}/figure{number}_{mode}.pdf",

@@ -12,7 +12,7 @@ localrules:
 
 rule model_figure8:
     input:
-        sweeps=sweeps_of("{model}", "{mode}"),
+        statistics=statistics_of("{model}", "{mode}"),
         code=job_code("figures", "plot_ablation"),
     output:
         pdf=report(
@@ -59,7 +59,7 @@ use rule model_figure8 as model_figure9 with:
 
 use rule model_figure8 as figure8 with:
     input:
-        sweeps=sweeps_of(PRIMARY_MODEL, MODES[0]),
+        statistics=statistics_of(PRIMARY_MODEL, MODES[0]),
         code=job_code("figures", "plot_ablation"),
     output:
         pdf=report(
@@ -80,7 +80,7 @@ use rule model_figure8 as figure8 with:
 
 use rule model_figure8 as figure9 with:
     input:
-        sweeps=sweeps_of(PRIMARY_MODEL, MODES[0]),
+        statistics=statistics_of(PRIMARY_MODEL, MODES[0]),
         code=job_code("figures", "plot_ablation"),
     output:
         pdf=report(
@@ -101,7 +101,9 @@ use rule model_figure8 as figure9 with:
 
 rule table1:
     input:
-        scores=expand(rules.evaluate.output.scores, model=MODELS, task=TASKS),
+        scores=expand(
+            rules.evaluate.output.scores, model=MODELS, task=TASKS, seed=SEEDS
+        ),
         code=job_code("figures", "table1"),
     output:
         csv=report(
@@ -124,3 +126,60 @@ rule table1:
         task_metrics={t: list(get_task(t).metrics) for t in TASKS},
     script:
         "../scripts/table1.py"
+
+
+rule claims:
+    input:
+        predictions=expand(
+            rules.evaluate.output.predictions,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            seed=SEEDS,
+        ),
+        statistics=statistics_of(PRIMARY_MODEL, MODES[0]),
+        selections=expand(
+            rules.sweep_statistics.output.selection,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            mode=MODES[0],
+        ),
+        attention=expand(
+            rules.attention_stats.output.table,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            variant="finetuned",
+        ),
+        drift=expand(
+            rules.attention_drift.output.table, model=PRIMARY_MODEL, task=TASKS
+        ),
+        code=job_code("figures", "claims"),
+    output:
+        table=report(
+            "results/claims.parquet",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        md=report(
+            "results/claims.md",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/claims/claims.log",
+    benchmark:
+        "logs/claims/claims.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        model=PRIMARY_MODEL,
+        tasks=TASKS,
+        pair_heads=config["claims"]["pair_heads_by_model"].get(
+            PRIMARY_MODEL, config["claims"]["pair_heads"]
+        ),
+        settings=config["statistics"],
+    script:
+        "../scripts/claims.py"

@@ -1,4 +1,5 @@
-# Fine-tuning (from pretrained and from random weights) and Table 1 scores.
+# Fine-tuning (from pretrained and from random weights), one job per seed of finetune.seeds,
+# and Table 1 scores with per-example predictions of every seed.
 
 
 rule finetune:
@@ -6,12 +7,12 @@ rule finetune:
         train="resources/glue/{task}/train.parquet",
         code=job_code("finetune", "finetune"),
     output:
-        checkpoint=directory("results/{model}/{task}/finetuned-{init}"),
-        training_log="results/{model}/{task}/training-{init}.parquet",
+        checkpoint=directory("results/{model}/{task}/seed-{seed}/finetuned-{init}"),
+        training_log="results/{model}/{task}/seed-{seed}/training-{init}.parquet",
     log:
-        "logs/finetune/{model}/{task}/{init}.log",
+        "logs/finetune/{model}/{task}/seed-{seed}/{init}.log",
     benchmark:
-        "logs/finetune/{model}/{task}/{init}.benchmark.tsv"
+        "logs/finetune/{model}/{task}/seed-{seed}/{init}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -20,7 +21,7 @@ rule finetune:
         runtime=720,
     params:
         model_entry=model_entry,
-        settings=config["finetune"],
+        settings=TRAINING_SETTINGS,
         max_length=config["max_length"],
         device=config["device"],
     script:
@@ -38,11 +39,12 @@ rule evaluate:
         ),
         code=job_code("finetune", "evaluate"),
     output:
-        scores="results/{model}/{task}/scores.parquet",
+        scores="results/{model}/{task}/seed-{seed}/scores.parquet",
+        predictions="results/{model}/{task}/seed-{seed}/predictions.parquet",
     log:
-        "logs/evaluate/{model}/{task}.log",
+        "logs/evaluate/{model}/{task}/seed-{seed}.log",
     benchmark:
-        "logs/evaluate/{model}/{task}.benchmark.tsv"
+        "logs/evaluate/{model}/{task}/seed-{seed}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -53,7 +55,6 @@ rule evaluate:
         model_entry=model_entry,
         max_length=config["max_length"],
         batch_size=config["evaluation"]["batch_size"],
-        seed=config["finetune"]["seed"],
         device=config["device"],
     script:
         "../scripts/evaluate.py"

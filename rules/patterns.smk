@@ -12,7 +12,10 @@ localrules:
 rule export_maps:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint,
+            init="pretrained",
+            seed=ANALYSIS_SEED,
+            allow_missing=True,
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("patterns", "export_maps"),

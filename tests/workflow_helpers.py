@@ -26,6 +26,7 @@ AGGREGATE_RULES = frozenset(
     {
         "collect_ablation",
         "table1",
+        "claims",
         "figure1",
         "figure2",
         "figure5",
@@ -36,6 +37,20 @@ AGGREGATE_RULES = frozenset(
         "model_figure5",
         "model_figure6",
         "model_figure7",
+        "model_figure8",
+        "model_figure9",
+        "all",
+    }
+)
+# What adding a fine-tuning seed reruns besides that seed's own jobs: the rules that read every seed.
+SEED_COLLECTING_RULES = frozenset(
+    {
+        "sweep_statistics",
+        "collect_ablation",
+        "table1",
+        "claims",
+        "figure8",
+        "figure9",
         "model_figure8",
         "model_figure9",
         "all",
@@ -152,13 +167,16 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
     """Jobs of a complete run from scratch, per rule, computed from the config."""
     tasks, models = len(config["tasks"]), len(config["models"])
     modes, masks = len(config["ablation"]["modes"]), len(config["ablation"]["masks"])
+    seeds = len(config["finetune"]["seeds"])
     counts = Counter(
         {
             "prepare_task": 2 * tasks,  # train and dev
-            "finetune": 2 * tasks * models,  # pretrained and random init
-            "evaluate": tasks * models,
-            "ablate_sweep": tasks * models * modes,
-            "ablate_mask": tasks * models * modes * masks,
+            "finetune": 2 * tasks * models * seeds,  # pretrained and random init
+            "evaluate": tasks * models * seeds,
+            "ablate_sweep": tasks * models * modes * seeds,
+            "ablate_mask": tasks * models * modes * masks * seeds,
+            "sweep_statistics": tasks * models * modes,  # every seed
+            "claims": 1,
             "parse_task": tasks,  # dev only, shared by every model
             "feature_attention": 2 * tasks * models,  # pretrained and finetuned
             "attention_stats": 2 * tasks * models,  # pretrained and finetuned

@@ -12,6 +12,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import headlab.model.ablation
+from headlab.analysis.metrics import compute_metrics
+from headlab.data.tasks import get_task
 from headlab.io.parquet import read_metadata
 from headlab.jobs.ablation import Ablate, ablate
 from headlab.model.masks import MaskError
@@ -25,6 +27,7 @@ def run_sweep(
     params = Ablate(
         model="tiny",
         task=TASK,
+        seed=42,
         mode="uniform",
         checkpoint=checkpoint,
         dev=dev,
@@ -33,6 +36,7 @@ def run_sweep(
         variants_per_pass=2,
         device="cpu",
         table=table,
+        predictions=table.with_name(f"{table.stem}-predictions.parquet"),
         named_mask=named_mask,
         mask=None if named_mask is None else named_mask[0],
     )
@@ -62,6 +66,23 @@ def test_sweep_is_reproducible_and_depends_on_the_seed(
     assert_frame_equal(sweep_a.select(keys), sweep_c.select(keys), check_exact=True)
     differ = sweep_a.filter(pl.col("value") != sweep_c["value"])
     assert differ.height > 0, "another seed's checkpoint gave the very same sweep"
+
+
+def test_sweep_predictions_give_its_scores(
+    trained: dict[tuple[str, str], Trained], tables: dict[str, Path], tmp_path: Path
+) -> None:
+    """Every value of the sweep table is recomputed from its per-example predictions alone."""
+    table = run_sweep(trained["pretrained", "a"].checkpoint, tables["dev"], tmp_path / "a.parquet")
+    sweep = pl.read_parquet(table)
+    predictions = pl.read_parquet(tmp_path / "a-predictions.parquet")
+    assert predictions.height == sweep["mask"].n_unique() * pl.read_parquet(tables["dev"]).height
+    task = get_task(TASK)
+    for mask in sweep["mask"].unique().to_list():
+        rows = predictions.filter(pl.col("mask") == mask).sort("example")
+        recomputed = compute_metrics(task.metrics, rows["prediction"].to_numpy(), rows["label"].to_numpy())
+        for metric, value in recomputed.items():
+            expected = sweep.filter((pl.col("mask") == mask) & (pl.col("metric") == metric))["value"].item()
+            assert value == pytest.approx(expected, rel=0, abs=1e-12), (mask, metric)
 
 
 def test_named_mask_beyond_the_model_fails_at_the_start_of_the_job(

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
 from polars.testing import assert_frame_equal
 
+from headlab.analysis.metrics import compute_metrics
 from headlab.data.tasks import get_task
 from headlab.io.parquet import read_metadata
 from headlab.jobs.finetune import Evaluate, evaluate
@@ -96,6 +98,7 @@ def run_evaluate(
         seed=seed,
         device="cpu",
         scores=out,
+        predictions=out.with_name(f"{out.stem}-predictions.parquet"),
     )
     evaluate(params, job_logger())
     return out
@@ -114,8 +117,31 @@ def test_evaluate_is_reproducible_and_depends_on_the_seed(
     assert set(a["n_examples"]) == {40}
     assert_frame_equal(a, again, check_exact=True)
     assert_frame_equal(a, b, check_exact=True)  # independent checkpoints of the same seed
-    assert_frame_equal(a.drop("value"), c.drop("value"), check_exact=True)
+    assert_frame_equal(a.drop("value", "seed"), c.drop("value", "seed"), check_exact=True)
+    assert set(a["seed"]) == {42} and set(c["seed"]) == {7}
     assert not a["value"].equals(c["value"]), (a, c)
+
+
+def test_evaluate_predictions_give_its_scores(
+    trained: dict[tuple[str, str], Trained], pretrained_dir: Path, tables: dict[str, Path], tmp_path: Path
+) -> None:
+    """Every score of Table 1 is recomputed from the per-example predictions table alone."""
+    scores = pl.read_parquet(
+        run_evaluate(trained, "a", pretrained_dir, tables["dev"], tmp_path / "a.parquet", 42)
+    )
+    predictions = pl.read_parquet(tmp_path / "a-predictions.parquet")
+    gold = pl.read_parquet(tables["dev"])["label"].to_numpy()
+    task = get_task(TASK)
+    for condition in ["pretrained", "finetuned-random", "finetuned-pretrained"]:
+        rows = predictions.filter(pl.col("condition") == condition).sort("example")
+        assert rows["example"].to_list() == list(range(gold.size))
+        np.testing.assert_array_equal(rows["label"].to_numpy(), gold)
+        recomputed = compute_metrics(task.metrics, rows["prediction"].to_numpy(), gold)
+        for metric, value in recomputed.items():
+            expected = scores.filter((pl.col("condition") == condition) & (pl.col("metric") == metric))[
+                "value"
+            ]
+            assert value == pytest.approx(expected.item(), rel=0, abs=1e-12), (condition, metric)
 
 
 # ----------------------------------------------------------------------------------------------

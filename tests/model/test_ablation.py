@@ -121,7 +121,7 @@ def test_ablation_table_scores_and_deltas():
     # logits (masks, examples, labels): baseline gets 3/4 right, L1-H1 4/4, L1-H2 2/4, L1 1/4
     predictions = [[0, 1, 1, 1], [0, 1, 1, 0], [1, 1, 1, 1], [1, 0, 1, 1]]
     logits = np.stack([np.eye(2)[p] for p in predictions])
-    table = ablation_table("m", task, "uniform", masks, logits, gold).to_pylist()
+    table = ablation_table("m", task, 42, "uniform", masks, logits, gold).to_pylist()
     values = {row["mask"]: (row["value"], row["delta"]) for row in table}
     assert values == {
         "baseline": (0.75, 0.0),

@@ -10,15 +10,13 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from headlab.plots.ablation import (
-    BASELINE_COLOUR,
+from headlab.plots.ablation import BASELINE_COLOUR, plot_head_ablation, plot_layer_ablation
+from headlab.plots.ablation_data import (
     baseline_value,
     head_matrix,
     layer_count,
     layer_series,
     mean_head_delta,
-    plot_head_ablation,
-    plot_layer_ablation,
     task_order,
 )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from headlab.plots.table1 import MISSING, format_scores, table1, write_table1
+from headlab.plots.table1 import MISSING, format_mean_sd, table1, write_table1
 
 TASK_METRICS = {"MRPC": ("f1", "accuracy"), "STS-B": ("pearson", "spearman"), "RTE": ("accuracy",)}
 
@@ -26,9 +26,22 @@ PAPER = {
 N_DEV = {"MRPC": 408, "STS-B": 1500, "RTE": 277}
 
 
-def scores_table(model: str = "bert-base-uncased", skip: set[tuple[str, str]] | None = None) -> pl.DataFrame:
+def scores_table(
+    model: str = "bert-base-uncased",
+    skip: set[tuple[str, str]] | None = None,
+    seed: int = 42,
+    shift: float = 0.0,
+) -> pl.DataFrame:
+    """The paper's scores as one seed's rows (every value + `shift`)."""
     rows = [
-        {"model": model, "task": task, "condition": condition, "metric": metric, "value": value}
+        {
+            "model": model,
+            "task": task,
+            "seed": seed,
+            "condition": condition,
+            "metric": metric,
+            "value": value + shift,
+        }
         | {"n_examples": N_DEV[task]}
         for (task, condition), values in PAPER.items()
         if (task, condition) not in (skip or set())
@@ -38,11 +51,27 @@ def scores_table(model: str = "bert-base-uncased", skip: set[tuple[str, str]] | 
 
 
 def test_format_scores() -> None:
-    assert format_scores([0.879, 0.823]) == "87.9/82.3"
-    assert format_scores([0.92]) == "92.0"
-    assert format_scores([0.0, 0.609]) == "0.0/60.9"
-    assert format_scores([-0.029]) == "-2.9"
-    assert format_scores([float("nan")]) == "nan"
+    # one seed: the value alone, as the paper prints it
+    assert format_mean_sd([[0.879], [0.823]]) == "87.9/82.3"
+    assert format_mean_sd([[0.92]]) == "92.0"
+    assert format_mean_sd([[0.0], [0.609]]) == "0.0/60.9"
+    assert format_mean_sd([[-0.029]]) == "-2.9"
+    assert format_mean_sd([[float("nan")]]) == "nan"
+    # several seeds: mean ± sample sd; (0.87, 0.89): mean 0.88, sd sqrt(2 x 0.01^2 / 1) = 0.01414
+    assert format_mean_sd([[0.87, 0.89], [0.82, 0.83]]) == "88.0 ± 1.4/82.5 ± 0.7"
+    assert format_mean_sd([[0.5, float("nan")]]) == "nan"
+
+
+def test_table1_mean_and_sd_over_seeds() -> None:
+    scores = pl.concat(
+        [scores_table(seed=1), scores_table(seed=2, shift=0.02), scores_table(seed=3, shift=0.04)]
+    )
+    row = table1(scores, TASK_METRICS).filter(pl.col("task") == "RTE").row(0, named=True)
+    # 0.646, 0.666, 0.686: mean 66.6, sd 2.0 (points)
+    assert row["finetuned_pretrained"] == "66.6 ± 2.0"
+    assert row["n_seeds"] == 3
+    with pytest.raises(ValueError, match="seeds"):
+        table1(scores.filter(~((pl.col("seed") == 3) & (pl.col("metric") == "f1"))), TASK_METRICS)
 
 
 def test_table1_rows_like_the_paper() -> None:
@@ -55,6 +84,7 @@ def test_table1_rows_like_the_paper() -> None:
         "finetuned_random",
         "finetuned_pretrained",
         "n_dev",
+        "n_seeds",
     ]
     assert table["task"].to_list() == ["MRPC", "STS-B", "RTE"]  # task_metrics order
     mrpc, stsb, rte = table.iter_rows(named=True)
@@ -66,6 +96,7 @@ def test_table1_rows_like_the_paper() -> None:
         "finetuned_random": "81.2/68.3",
         "finetuned_pretrained": "87.9/82.3",
         "n_dev": 408,
+        "n_seeds": 1,
     }
     assert stsb["metric"] == "Pearson/Spearman"
     assert (stsb["pretrained"], stsb["finetuned_random"]) == ("33.1/30.0", "-2.9/5.0")
@@ -126,8 +157,8 @@ def test_write_table1(tmp_path: Path) -> None:
     assert sorted(p.name for p in csv_path.parent.iterdir()) == ["table1.csv", "table1.md"]
 
     lines = csv_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "model,task,metric,pretrained,finetuned_random,finetuned_pretrained,n_dev"
-    assert lines[1] == "bert-base-uncased,MRPC,F1/Acc,0.0/31.6,81.2/68.3,87.9/82.3,408"
+    assert lines[0] == "model,task,metric,pretrained,finetuned_random,finetuned_pretrained,n_dev,n_seeds"
+    assert lines[1] == "bert-base-uncased,MRPC,F1/Acc,0.0/31.6,81.2/68.3,87.9/82.3,408,1"
     back = pl.read_csv(csv_path, schema=dict(table.schema))
     assert back.equals(table)
 
@@ -138,5 +169,5 @@ def test_write_table1(tmp_path: Path) -> None:
     assert md[1] == ""
     assert md[2].startswith("| Model | Dataset | Pre-trained |")
     assert set(md[3].replace("|", "").split()) <= {"---", "---:"}
-    assert md[4] == "| bert-base-uncased | MRPC | 0.0/31.6 | 81.2/68.3 | 87.9/82.3 | F1/Acc | 408 |"
+    assert md[4] == "| bert-base-uncased | MRPC | 0.0/31.6 | 81.2/68.3 | 87.9/82.3 | F1/Acc | 408 | 1 |"
     assert len(md) == 4 + table.height

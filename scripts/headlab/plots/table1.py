@@ -1,8 +1,8 @@
 """Table 1 of the paper: GLUE dev scores under three initialisation / training conditions.
 
-Input is a tidy scores table with one row per (model, task, condition, metric):
+Input is a tidy scores table with one row per (model, task, seed, condition, metric):
 
-    model, task, condition, metric, value (fraction), n_examples
+    model, task, seed (fine-tuning seed), condition, metric, value (fraction), n_examples
 
 where `condition` is one of `CONDITIONS`:
 
@@ -11,9 +11,11 @@ where `condition` is one of `CONDITIONS`:
 * ``finetuned-pretrained``: fine-tuned from the pre-trained weights.
 
 `table1` returns one row per (model, task): models sorted by name, tasks in the order of the
-`task_metrics` mapping. Scores are percentages with one decimal, several metrics joined by "/"
-in the order `task_metrics` gives (MRPC f1 0.879, accuracy 0.823 -> "87.9/82.3"); a condition
-with no rows at all for that (model, task) is shown as `MISSING`.
+`task_metrics` mapping. Scores are percentages with one decimal, the mean over seeds ± their
+sample standard deviation (none with one seed), several metrics joined by "/" in the order
+`task_metrics` gives (MRPC f1 0.879 ± 0.012, accuracy 0.823 ± 0.008 -> "87.9 ± 1.2/82.3 ± 0.8");
+`n_seeds` counts the seeds; a condition with no rows at all for that (model, task) is shown as
+`MISSING`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ CONDITIONS: dict[str, str] = {
     "finetuned-pretrained": "finetuned_pretrained",
 }
 MISSING = "–"
-SCORE_COLUMNS = ("model", "task", "condition", "metric", "value", "n_examples")
+SCORE_COLUMNS = ("model", "task", "seed", "condition", "metric", "value", "n_examples")
 TABLE1_SCHEMA: dict[str, pl.DataType] = {
     "model": pl.String(),
     "task": pl.String(),
@@ -42,6 +44,7 @@ TABLE1_SCHEMA: dict[str, pl.DataType] = {
     "finetuned_random": pl.String(),
     "finetuned_pretrained": pl.String(),
     "n_dev": pl.Int64(),
+    "n_seeds": pl.Int64(),
 }
 MARKDOWN_HEADERS: dict[str, str] = {
     "model": "Model",
@@ -51,18 +54,33 @@ MARKDOWN_HEADERS: dict[str, str] = {
     "finetuned_pretrained": "Fine-tuned, init. pre-trained",
     "metric": "Metric",
     "n_dev": "Dev size",
+    "n_seeds": "Seeds",
 }
 CAPTION = (
     "Table 1: GLUE task performance (%, validation data) with different initialisation. "
     "Pre-trained: pre-trained encoder with a freshly initialised classifier and no fine-tuning; "
     "Fine-tuned, init. normal distr.: fine-tuned from random (normal) initialisation; "
-    "Fine-tuned, init. pre-trained: fine-tuned from the pre-trained weights."
+    "Fine-tuned, init. pre-trained: fine-tuned from the pre-trained weights. "
+    "Mean ± sample standard deviation over the fine-tuning seeds (Seeds: how many)."
 )
 
 
-def format_scores(values: Sequence[float]) -> str:
-    """Fractions as percentages with one decimal, joined by '/': (0.879, 0.823) -> '87.9/82.3'."""
-    return "/".join("nan" if math.isnan(v) else f"{100.0 * v:.1f}" for v in values)
+def format_mean_sd(per_metric: Sequence[Sequence[float]]) -> str:
+    """Each metric's values over seeds as "mean ± sd" in percent (one decimal; the mean alone for
+    one seed), joined by '/': ((0.87, 0.89), (0.82, 0.83)) -> '88.0 ± 1.4/82.5 ± 0.7'."""
+    cells = []
+    for values in per_metric:
+        finite = [v for v in values if not math.isnan(v)]
+        if len(finite) < len(values) or not finite:
+            cells.append("nan")
+            continue
+        mean = sum(finite) / len(finite)
+        if len(finite) == 1:
+            cells.append(f"{100.0 * mean:.1f}")
+            continue
+        sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
+        cells.append(f"{100.0 * mean:.1f} ± {100.0 * sd:.1f}")
+    return "/".join(cells)
 
 
 def _check_scores(scores: pl.DataFrame, task_metrics: Mapping[str, Sequence[str]]) -> None:
@@ -75,11 +93,11 @@ def _check_scores(scores: pl.DataFrame, task_metrics: Mapping[str, Sequence[str]
     extra = sorted(set(scores["task"].unique().to_list()) - set(task_metrics))
     if extra:
         raise ValueError(f"task(s) {extra} have scores but no entry in task_metrics")
-    duplicated = scores.filter(pl.struct("model", "task", "condition", "metric").is_duplicated())
+    duplicated = scores.filter(pl.struct("model", "task", "seed", "condition", "metric").is_duplicated())
     if duplicated.height:
         first = duplicated.row(0, named=True)
         raise ValueError(
-            f"duplicate scores for model {first['model']!r}, task {first['task']!r}, "
+            f"duplicate scores for model {first['model']!r}, task {first['task']!r}, seed {first['seed']}, "
             f"condition {first['condition']!r}, metric {first['metric']!r}"
         )
 
@@ -88,11 +106,17 @@ def _condition_cell(rows: pl.DataFrame, task: str, condition: str, metrics: Sequ
     """The formatted scores of one (model, task, condition), or MISSING when it has no rows."""
     if rows.height == 0:
         return MISSING
-    by_metric = dict(zip(rows["metric"].to_list(), rows["value"].to_list(), strict=True))
-    absent = [m for m in metrics if m not in by_metric]
-    if absent:
-        raise ValueError(f"task {task!r}, condition {condition!r}: no score for metric(s) {absent}")
-    return format_scores([float(by_metric[m]) for m in metrics])
+    seeds = sorted(rows["seed"].unique().to_list())
+    by_metric: dict[str, list[float]] = {}
+    for metric in metrics:
+        values = rows.filter(pl.col("metric") == metric).sort("seed")
+        if values["seed"].to_list() != seeds:
+            raise ValueError(
+                f"task {task!r}, condition {condition!r}: metric {metric!r} has scores for seeds "
+                f"{values['seed'].to_list()}, not for every seed {seeds}"
+            )
+        by_metric[metric] = [float(v) for v in values["value"].to_list()]
+    return format_mean_sd([by_metric[m] for m in metrics])
 
 
 def _n_dev(rows: pl.DataFrame, model: str, task: str) -> int:
@@ -112,6 +136,7 @@ def _table1_row(rows: pl.DataFrame, model: str, task: str, metrics: Sequence[str
         subset = rows.filter(pl.col("condition") == condition)
         row[column] = _condition_cell(subset, task, condition, metrics)
     row["n_dev"] = _n_dev(rows.filter(pl.col("metric").is_in(list(metrics))), model, task)
+    row["n_seeds"] = rows["seed"].n_unique()
     return row
 
 

@@ -147,6 +147,21 @@ def _figure_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+# Keys of earlier versions, and what replaced them (said before the schema's generic message).
+RENAMED_KEYS = {("finetune", "seed"): "finetune.seeds (a list, e.g. [42]): each seed is its own set of jobs"}
+
+
+def check_renamed_keys(config: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming each key of an earlier version that the config still uses."""
+    problems = [
+        f"{section}.{key} is no longer a key: use {replacement}"
+        for (section, key), replacement in RENAMED_KEYS.items()
+        if isinstance(config.get(section), Mapping) and key in config[section]
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError listing every problem found (after JSON-schema validation)."""
     problems = (
