@@ -3,8 +3,37 @@
 # intervals and tests of every delta over all seeds; and the collected tables.
 
 
+rule head_means:
+    input:
+        checkpoint=expand(
+            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+        ),
+        reference=mean_reference_table,
+        code=job_code("ablation", "head_means"),
+    output:
+        table="results/{model}/{task}/seed-{seed}/head_means.parquet",
+    log:
+        "logs/head_means/{model}/{task}/seed-{seed}.log",
+    benchmark:
+        "logs/head_means/{model}/{task}/seed-{seed}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        settings=config["ablation"]["mean_reference"],
+        max_length=config["max_length"],
+        batch_size=config["ablation"]["batch_size"],
+        device=config["device"],
+    script:
+        "../scripts/head_means.py"
+
+
 rule ablate_sweep:
     input:
+        unpack(means_of_mode),
         checkpoint=expand(
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
@@ -34,6 +63,7 @@ rule ablate_sweep:
 
 rule ablate_mask:
     input:
+        unpack(means_of_mode),
         checkpoint=expand(
             rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
@@ -60,6 +90,95 @@ rule ablate_mask:
         device=config["device"],
     script:
         "../scripts/ablate.py"
+
+
+rule framenet_ablation:
+    input:
+        unpack(means_of_mode),
+        checkpoint=expand(
+            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+        ),
+        dev="resources/glue/{task}/dev.parquet",
+        framenet="results/{model}/framenet.parquet",
+        code=job_code("ablation", "ablate"),
+    output:
+        table="results/{model}/{task}/seed-{seed}/ablation/{mode}/framenet.parquet",
+        predictions="results/{model}/{task}/seed-{seed}/ablation/{mode}/framenet-predictions.parquet",
+    log:
+        "logs/framenet_ablation/{model}/{task}/seed-{seed}/{mode}.log",
+    benchmark:
+        "logs/framenet_ablation/{model}/{task}/seed-{seed}/{mode}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        random_sets=config["framenet"]["random_sets"],
+        max_length=config["max_length"],
+        batch_size=config["ablation"]["batch_size"],
+        variants_per_pass=config["ablation"]["variants_per_pass"],
+        device=config["device"],
+    script:
+        "../scripts/ablate.py"
+
+
+rule framenet_effect:
+    input:
+        predictions=expand(
+            rules.framenet_ablation.output.predictions,
+            task=TASKS,
+            seed=SEEDS,
+            mode=MODES,
+            allow_missing=True,
+        ),
+        framenet="results/{model}/framenet.parquet",
+        code=job_code("ablation", "framenet_effect"),
+    output:
+        table="results/{model}/framenet_effect.parquet",
+    log:
+        "logs/framenet_effect/{model}.log",
+    benchmark:
+        "logs/framenet_effect/{model}.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        settings=config["statistics"],
+    script:
+        "../scripts/framenet_effect.py"
+
+
+rule mode_agreement:
+    input:
+        sweeps=expand(
+            rules.ablate_sweep.output.predictions,
+            seed=SEEDS,
+            mode=MODES,
+            allow_missing=True,
+        ),
+        code=job_code("ablation", "mode_agreement"),
+    output:
+        table="results/{model}/{task}/ablation/agreement.parquet",
+    log:
+        "logs/mode_agreement/{model}/{task}.log",
+    benchmark:
+        "logs/mode_agreement/{model}/{task}.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        top_k=config["statistics"]["top_k"],
+        settings=config["statistics"],
+    script:
+        "../scripts/mode_agreement.py"
 
 
 rule sweep_statistics:

@@ -57,7 +57,7 @@ wildcard_constraints:
     task=one_of(TASKS),
     init=one_of(INITS),
     seed=one_of(SEEDS),
-    mode=one_of(["uniform", "zero"]),
+    mode=one_of(["uniform", "zero", "mean"]),
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
     variant=one_of(VARIANTS),
@@ -79,9 +79,14 @@ def data_params(wildcards):
         "local_dir": data["local_dir"],
         "files": data["files"].get(wildcards.task),
         "hub_revision": data["hub_revision"],
-        "cap": data[cap_key],
+        "cap": task_cap(data[cap_key], wildcards.task),
         "seed": data["seed"],
     }
+
+
+def task_cap(cap, task):
+    """A data.max_*_examples value for one task: the value, or its entry when it is a mapping."""
+    return cap.get(task) if isinstance(cap, dict) else cap
 
 
 def local_data_file(wildcards):
@@ -103,6 +108,21 @@ def local_data_file(wildcards):
             data["local_dir"], task, wildcards.split, data["files"].get(task.name)
         )
     )
+
+
+def mean_reference_table(wildcards):
+    """The split mode mean takes its reference means over (ablation.mean_reference.split)."""
+    split = config["ablation"]["mean_reference"]["split"]
+    return f"resources/glue/{wildcards.task}/{split}.parquet"
+
+
+def means_of_mode(wildcards):
+    """{means: the checkpoint's head_means table} for mode mean, else nothing."""
+    if wildcards.mode != "mean":
+        return {}
+    return {
+        "means": f"results/{wildcards.model}/{wildcards.task}/seed-{wildcards.seed}/head_means.parquet"
+    }
 
 
 def named_mask(wildcards):
@@ -143,6 +163,22 @@ def statistics_of(model, mode):
         task=TASKS,
         mode=mode,
     )
+
+
+def agreement_tables(model):
+    """The mode_agreement tables of one model (every task) with two modes or more, else none."""
+    if len(MODES) < 2:
+        return []
+    return expand(
+        "results/{model}/{task}/ablation/agreement.parquet", model=model, task=TASKS
+    )
+
+
+def framenet_effect_table(model):
+    """The Sec. 5 experiment's table of one model when a FrameNet folder is configured, else none."""
+    if not config["framenet"]["corpus_dir"]:
+        return []
+    return f"results/{model}/framenet_effect.parquet"
 
 
 def feature_checkpoint(wildcards):
@@ -219,6 +255,8 @@ def get_final_output():
         "results/ablation_summary.parquet",
         "results/ablation_statistics.parquet",
     ]
+    if len(MODES) >= 2:
+        targets += ["results/mode_agreement.pdf"]
     targets += expand(
         "results/{model}/figure{number}_{mode}.pdf",
         model=MODELS,

@@ -8,6 +8,7 @@ localrules:
     model_figure9,
     table1,
     collect_ablation,
+    mode_agreement_figure,
 
 
 rule model_figure8:
@@ -152,6 +153,8 @@ rule claims:
         drift=expand(
             rules.attention_drift.output.table, model=PRIMARY_MODEL, task=TASKS
         ),
+        agreement=agreement_tables(PRIMARY_MODEL),
+        framenet_effect=framenet_effect_table(PRIMARY_MODEL),
         code=job_code("figures", "claims"),
     output:
         table=report(
@@ -181,5 +184,46 @@ rule claims:
             PRIMARY_MODEL, config["claims"]["pair_heads"]
         ),
         settings=config["statistics"],
+        claim_settings=config["claims"],
+        modes=MODES,
     script:
         "../scripts/claims.py"
+
+
+rule mode_agreement_figure:
+    input:
+        statistics=expand(
+            "results/{model}/{task}/ablation/{mode}/statistics.parquet",
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            mode=MODES,
+        ),
+        agreement=expand(
+            "results/{model}/{task}/ablation/agreement.parquet",
+            model=MODELS,
+            task=TASKS,
+        ),
+        code=job_code("figures", "plot_agreement"),
+    output:
+        table="results/mode_agreement.parquet",
+        pdf=report(
+            "results/mode_agreement.pdf",
+            caption="../report/mode_agreement.rst",
+            category="4.6 Disabling heads",
+        ),
+        png="results/mode_agreement.png",
+    log:
+        "logs/mode_agreement_figure/mode_agreement_figure.log",
+    benchmark:
+        "logs/mode_agreement_figure/mode_agreement_figure.benchmark.tsv"
+    conda:
+        "../envs/plot.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        metrics=figure_metrics(TASKS),
+        title=f"{PRIMARY_MODEL}: per-head deltas under each disabling mode (mean over seeds)",
+    script:
+        "../scripts/plot_agreement.py"

@@ -197,6 +197,7 @@ def test_a_rule_without_a_name_is_reported_as_unknown() -> None:
         ({"SST-2": ["accuracy"]}, dict[str, list[str]], {"SST-2": ["accuracy"]}),
         (7, str, "7"),
         (7, int, 7),
+        ("43", int, 43),  # a wildcard such as {seed}
     ],
 )
 def test_convert(value: Any, annotation: Any, expected: Any) -> None:
@@ -214,6 +215,7 @@ def test_convert(value: Any, annotation: Any, expected: Any) -> None:
         (files("a", "b"), Path, "expected one path, got 2"),
         (None, Path, "does not allow None"),
         (["top"], tuple[str, list[str]], "expected 2 items, got 1"),
+        ("4x", int, "'4x' is not an integer"),
     ],
 )
 def test_convert_errors_name_the_field(value: Any, annotation: Any, message: str) -> None:

@@ -109,7 +109,7 @@ def convert(name: str, value: Any, annotation: Any) -> Any:
 
     Paths: a string, or an expanded input of exactly one file; ``Path | None``: an absent or
     empty input is None; ``list[Path]``/``list[str]``: any sequence; a dataclass: from a mapping;
-    ``dict``: a plain dict. Other values are passed as they are.
+    ``dict``: a plain dict; ``int`` from a string (a wildcard). Other values are passed as they are.
     """
     inner, allows_none = _optional(annotation)
     is_sequence = isinstance(value, list | tuple)
@@ -141,6 +141,11 @@ def convert(name: str, value: Any, annotation: Any) -> Any:
         return inner(**dict(value))
     if inner is str and not isinstance(value, str):
         return str(value)
+    if inner is int and isinstance(value, str):  # a wildcard, e.g. {seed}
+        try:
+            return int(value)
+        except ValueError as error:
+            raise JobParameterError(f"{name}: {value!r} is not an integer") from error
     return value
 
 

@@ -27,6 +27,7 @@ from headlab.analysis.claim_rules import (
     not_run,
     with_units,
 )
+from headlab.analysis.mode_claims import framenet_claim, modes_agree_claim
 from headlab.analysis.significance import paired_deltas, percentile_interval, subset_deltas, two_level
 from headlab.data.tasks import get_task
 
@@ -55,6 +56,8 @@ CLAIM_IDS = (
     "random_head_helps",
     "layer1_helps_rte",
     "pair_heads_matter",
+    "modes_agree",
+    "framenet_heads_harmless",
 )
 
 
@@ -68,6 +71,11 @@ class ClaimInputs:
     attention: Mapping[str, pl.DataFrame] = field(default_factory=dict)  # task -> cls/sep stats (fine-tuned)
     drift: Mapping[str, pl.DataFrame] = field(default_factory=dict)  # task -> per-head cosine
     pair_heads: Sequence[str] = ("L2-H12", "L4-H1")
+    agreement: pl.DataFrame | None = None  # rule mode_agreement's, every task
+    modes: Sequence[str] = ("uniform",)
+    framenet_effect: pl.DataFrame | None = None  # rule framenet_effect's
+    agreement_threshold: float = 0.5
+    no_harm_margin: float = 0.01
     resamples: int = 1000
     alpha: float = 0.05
     seed: int = 0
@@ -244,6 +252,8 @@ def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
             +1,
         ),
         _pair_claim(inputs),
+        modes_agree_claim(inputs.agreement, list(inputs.modes), inputs.agreement_threshold),
+        framenet_claim(inputs.framenet_effect, inputs.no_harm_margin),
     ]
     if [r["claim_id"] for r in rows] != list(CLAIM_IDS):
         raise AssertionError("claims_table and CLAIM_IDS list different claims")

@@ -24,6 +24,9 @@ class Ablate:
     predictions: Path  # mask x example
     named_mask: tuple[str, list[str]] | None = None  # (name, heads) of ablate_mask; None: the sweep
     mask: str | None = None  # ablate_mask's wildcard: the named mask's name
+    means: Path | None = None  # mode "mean": the head_means table of this checkpoint
+    framenet: Path | None = None  # framenet_ablation: the model's framenet.parquet (its top heads)
+    random_sets: dict[str, Any] | None = None  # framenet_ablation: {count, seed} of the random head sets
     log: Path | None = None
     threads: int = 1
 
@@ -37,19 +40,34 @@ def ablate(job: Ablate, logger: logging.Logger) -> None:
     from headlab.model.batching import encoded_batches
     from headlab.model.engine import head_count, layer_count
     from headlab.model.loading import load_checkpoint, pick_device
-    from headlab.model.masks import baseline_mask, parse_named_mask, sweep_masks
+    from headlab.model.masks import baseline_mask, framenet_masks, parse_named_mask, sweep_masks
     from headlab.runtime import progress_bar
 
     task = get_task(job.task)
     model, tokenizer = load_checkpoint(job.checkpoint)
     layers, heads = layer_count(model), head_count(model)
-    if job.named_mask is None:
+    if job.framenet is not None:
+        import polars as pl
+
+        top = pl.read_parquet(job.framenet).filter(pl.col("top")).select("layer", "head").rows()
+        sets = job.random_sets or {"count": 100, "seed": 0}
+        masks = framenet_masks(top, layers, heads, int(sets["count"]), int(sets["seed"]))
+    elif job.named_mask is None:
         masks = sweep_masks(layers, heads)
     else:
         name, named = job.named_mask
         masks = [baseline_mask(), parse_named_mask(name, list(named), layers, heads, key="ablation.masks")]
     encoded, batches = encoded_batches(tokenizer, job.dev, job.max_length, job.batch_size)
     where = pick_device(job.device)
+    means = None
+    if job.mode == "mean":
+        if job.means is None:
+            raise ValueError("mode 'mean' needs the head_means table of the checkpoint (input means)")
+        import pyarrow.parquet as pq
+
+        from headlab.model.head_means import read_means
+
+        means = read_means(pq.read_table(job.means), model)  # (layers, heads, head_dim)
     logger.info(
         "%s %s mode=%s: %d masks x %d examples (%d layers x %d heads), %d variants per pass, device %s",
         job.model,
@@ -64,7 +82,7 @@ def ablate(job: Ablate, logger: logging.Logger) -> None:
     )
     with progress_bar(logger, len(batches), f"ablate {task.name}/{job.mode}") as bar:
         logits = cached_sweep(
-            model, batches, len(encoded), masks, job.mode, where, job.variants_per_pass, bar.update
+            model, batches, len(encoded), masks, job.mode, where, job.variants_per_pass, bar.update, means
         )
     table = ablation_table(job.model, task, job.seed, job.mode, masks, logits, encoded.labels)
     predictions = sweep_predictions_table(job.model, task, job.seed, job.mode, masks, logits, encoded.labels)
@@ -114,6 +132,57 @@ def collect_ablation(job: CollectAblation, logger: logging.Logger) -> None:
         write_table(collected.to_arrow(), target, {"sources": [str(p) for p in sources]})
     for row in summary.iter_rows(named=True):
         logger.info("%s", row)
+
+
+@dataclass(frozen=True)
+class HeadMeans:
+    model: str
+    task: str
+    seed: int
+    checkpoint: Path  # fine-tuned from pretrained weights
+    reference: Path  # the split the means are taken over
+    settings: dict[str, Any]  # ablation.mean_reference: split, size, seed
+    max_length: int
+    batch_size: int
+    device: str
+    table: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def head_means(job: HeadMeans, logger: logging.Logger) -> None:
+    """Rule head_means: each head's mean context vector over the reference sample (mode mean)."""
+    from headlab.data.glue import read_sample
+    from headlab.io.parquet import write_table
+    from headlab.model.batching import encode, eval_batches
+    from headlab.model.head_means import means_table, reference_means
+    from headlab.model.loading import load_checkpoint, pick_device
+    from headlab.runtime import progress_bar
+
+    model, tokenizer = load_checkpoint(job.checkpoint)
+    sample = read_sample(job.reference, job.settings["size"], job.settings["seed"])
+    encoded = encode(tokenizer, sample, job.max_length)
+    batches = eval_batches(encoded, job.batch_size, tokenizer.pad_token_id)
+    where = pick_device(job.device)
+    logger.info(
+        "%s %s seed %d: means over %d %s examples",
+        job.model,
+        job.task,
+        job.seed,
+        len(encoded),
+        job.settings["split"],
+    )
+    with progress_bar(logger, len(batches), f"head means {job.task}") as bar:
+        means, tokens = reference_means(model, batches, where, bar.update)
+    table = means_table(job.model, job.task, job.seed, means, tokens, len(encoded))
+    metadata = {
+        "model": job.model,
+        "task": job.task,
+        "seed": job.seed,
+        "reference": job.settings,
+        "n_tokens": tokens[0],
+    }
+    write_table(table, job.table, metadata)
 
 
 @dataclass(frozen=True)
@@ -168,4 +237,71 @@ def sweep_statistics(job: SweepStatistics, logger: logging.Logger) -> None:
             settings.alpha,
         )
     for row in selection.iter_rows(named=True):
+        logger.info("%s", row)
+
+
+@dataclass(frozen=True)
+class FramenetEffect:
+    model: str
+    predictions: list[Path]  # framenet_ablation's, every task x seed x mode
+    framenet: Path  # the model's framenet.parquet (which heads are the FrameNet heads)
+    settings: dict[str, Any]  # statistics.*
+    table: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def framenet_effect(job: FramenetEffect, logger: logging.Logger) -> None:
+    """Rule framenet_effect: the Sec. 5 experiment's deltas, intervals and random-head null."""
+    import polars as pl
+
+    from headlab.analysis.framenet_effect import framenet_effect as compute
+    from headlab.io.parquet import write_table
+
+    top = pl.read_parquet(job.framenet).filter(pl.col("top")).sort("layer", "head")
+    heads = ",".join(f"L{layer}-H{head}" for layer, head in top.select("layer", "head").rows())
+    predictions = pl.concat([pl.read_parquet(path) for path in job.predictions])
+    settings = job.settings
+    table = compute(
+        predictions, heads, int(settings["resamples"]), float(settings["alpha"]), int(settings["seed"])
+    )
+    write_table(table.to_arrow(), job.table, {"model": job.model, "heads": heads, "settings": settings})
+    for row in table.iter_rows(named=True):
+        logger.info("%s", row)
+
+
+@dataclass(frozen=True)
+class ModeAgreement:
+    model: str
+    task: str
+    sweeps: list[Path]  # sweep predictions, every seed x mode
+    top_k: int
+    settings: dict[str, Any]  # statistics.*
+    table: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def mode_agreement(job: ModeAgreement, logger: logging.Logger) -> None:
+    """Rule mode_agreement: rank agreement of the per-head deltas between disabling modes."""
+    import polars as pl
+
+    from headlab.analysis.mode_agreement import mode_agreement as compute
+    from headlab.data.tasks import get_task
+    from headlab.io.parquet import write_table
+
+    predictions = pl.concat([pl.read_parquet(path) for path in job.sweeps])
+    by_mode = {mode: group for (mode,), group in predictions.group_by("mode", maintain_order=True)}
+    settings = job.settings
+    metric = get_task(job.task).primary_metric
+    table = compute(
+        by_mode,
+        metric,
+        job.top_k,
+        int(settings["resamples"]),
+        float(settings["alpha"]),
+        int(settings["seed"]),
+    )
+    write_table(table.to_arrow(), job.table, {"model": job.model, "task": job.task, "settings": settings})
+    for row in table.filter(pl.col("scope") == "pooled").iter_rows(named=True):
         logger.info("%s", row)

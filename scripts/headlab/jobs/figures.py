@@ -72,8 +72,12 @@ class Claims:
     drift: list[Path]  # attention_drift, every task
     pair_heads: list[str]
     settings: dict[str, Any]  # statistics.*
+    claim_settings: dict[str, Any]  # claims.*
+    modes: list[str]
     table: Path
     md: Path
+    agreement: list[Path] | None = None  # mode_agreement, every task (two modes or more)
+    framenet_effect: Path | None = None  # framenet_effect of the model (with a FrameNet folder)
     log: Path | None = None
     threads: int = 1
 
@@ -109,6 +113,11 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         attention=by_task(job.attention, stats=["cls", "sep"]),
         drift=by_task(job.drift),
         pair_heads=list(job.pair_heads),
+        agreement=pl.concat([pl.read_parquet(p) for p in job.agreement]) if job.agreement else None,
+        modes=list(job.modes),
+        framenet_effect=pl.read_parquet(job.framenet_effect) if job.framenet_effect else None,
+        agreement_threshold=float(job.claim_settings["agreement_threshold"]),
+        no_harm_margin=float(job.claim_settings["no_harm_margin"]),
         resamples=int(job.settings["resamples"]),
         alpha=float(job.settings["alpha"]),
         seed=int(job.settings["seed"]),
@@ -118,3 +127,30 @@ def claims(job: Claims, logger: logging.Logger) -> None:
     write_atomically(job.md, lambda tmp: tmp.write_text(claims_markdown(table, job.model), encoding="utf-8"))
     for row in table.iter_rows(named=True):
         logger.info("%s: %s (%s)", row["claim_id"], row["verdict"], row["ours"])
+
+
+@dataclass(frozen=True)
+class PlotAgreement:
+    statistics: list[Path]  # the primary model's sweep statistics, every task x mode
+    agreement: list[Path]  # mode_agreement, every model x task
+    metrics: dict[str, str]  # task -> metric shown
+    title: str
+    table: Path
+    pdf: Path
+    png: Path  # written beside the PDF
+    log: Path | None = None
+    threads: int = 1
+
+
+def plot_agreement(job: PlotAgreement, logger: logging.Logger) -> None:
+    """Rule mode_agreement_figure: every agreement table in one, and the primary model's figure."""
+    import polars as pl
+
+    from headlab.io.parquet import write_table
+    from headlab.plots.agreement import plot_mode_agreement
+
+    agreement = pl.concat([pl.read_parquet(p) for p in job.agreement])
+    write_table(agreement.to_arrow(), job.table, {"sources": [str(p) for p in job.agreement]})
+    statistics = pl.concat([pl.read_parquet(p) for p in job.statistics])
+    plot_mode_agreement(statistics, agreement, job.metrics, job.pdf, job.title)
+    logger.info("mode agreement of %d tables plotted into %s", len(job.agreement), job.pdf)

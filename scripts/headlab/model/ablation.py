@@ -141,15 +141,17 @@ def naive_sweep(
     mode: str,
     device: torch.device,
     progress: Progress | None = None,
+    means: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Logits (masks, examples, labels): one full forward pass per mask and batch."""
+    """Logits (masks, examples, labels): one full forward pass per mask and batch. `means`
+    (layers, heads, head_dim): the reference means of mode "mean"."""
     table = mask_tensor(masks, layer_count(model), head_count(model))  # (masks, layers, heads)
     per_mask: list[list[np.ndarray]] = [[] for _ in masks]
     with inference_session(model, device):
         for batch in batches:
             for m in range(len(masks)):
                 disabled = _disabled_rows(table[m : m + 1], len(batch.rows))  # (batch, layers, heads)
-                controls = Controls(intervention=Intervention(disabled, mode))
+                controls = Controls(intervention=Intervention(disabled, mode, means))
                 per_mask[m].append(batch_logits(model, batch, device, controls))
             if progress:
                 progress(1)
@@ -166,8 +168,10 @@ def cached_sweep(
     device: torch.device,
     variants_per_pass: int = 1,
     progress: Progress | None = None,
+    means: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Logits (masks, examples, labels), reusing the unablated prefix below each mask's first layer."""
+    """Logits (masks, examples, labels), reusing the unablated prefix below each mask's first layer
+    (`means` as in `naive_sweep`)."""
     if variants_per_pass < 1:
         raise ValueError("variants_per_pass must be >= 1")
     table = mask_tensor(masks, layer_count(model), head_count(model))  # (masks, layers, heads)
@@ -186,7 +190,9 @@ def cached_sweep(
             for start, members in sorted(by_first_layer.items()):
                 for i in range(0, len(members), variants_per_pass):
                     chunk = members[i : i + variants_per_pass]
-                    logits = _tail_logits(model, batch, states[start], start, table[chunk], mode, device)
+                    logits = _tail_logits(
+                        model, batch, states[start], start, table[chunk], mode, device, means
+                    )
                     for m, part in zip(chunk, np.split(logits, len(chunk)), strict=True):
                         per_mask[m].append(part)
             if progress:
@@ -203,14 +209,16 @@ def _tail_logits(
     variants: torch.Tensor,
     mode: str,
     device: torch.device,
+    means: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Logits (variants * batch, labels) of layers start..L-1 with one mask per stacked copy."""
     count = variants.shape[0]
     stacked = batch.repeated(count) if count > 1 else batch
     hidden = hidden.repeat(count, 1, 1) if count > 1 else hidden  # (variants * batch, tokens, hidden)
     disabled = _disabled_rows(variants, len(batch.rows))  # (variants * batch, layers, heads)
+    intervention = Intervention(disabled, mode, means)
     if not tail_is_exact(model, start):
-        return batch_logits(model, stacked, device, Controls(intervention=Intervention(disabled, mode)))
-    controls = Controls(intervention=Intervention(disabled, mode), first_layer=start)
+        return batch_logits(model, stacked, device, Controls(intervention=intervention))
+    controls = Controls(intervention=intervention, first_layer=start)
     with started_at_layer(model, start, hidden):
         return batch_logits(model, stacked, device, controls)

@@ -57,6 +57,22 @@ REPLACEMENTS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 }
 
 
+def mean_replacement(context: torch.Tensor, means: torch.Tensor, query_is_real: torch.Tensor) -> torch.Tensor:
+    """Mean ablation: every real query's context vector of the head is its mean over a reference
+    sample; padding rows keep theirs. context (batch, heads, query, head_dim), means (heads, head_dim)."""
+    fixed = means.to(context.dtype)[None, :, None, :].expand_as(context)  # (batch, heads, query, head_dim)
+    return torch.where(query_is_real[:, None, :, None], fixed, context)
+
+
+# Modes that replace a head's output (its context vector, before the output projection) instead
+# of its probabilities. Such a mode needs precomputed statistics (`Intervention.means`: (layers,
+# heads, head_dim)), and the context, which the engine forms only for families routed through it.
+CONTEXT_REPLACEMENTS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mean": mean_replacement,
+}
+MODES = (*REPLACEMENTS, *CONTEXT_REPLACEMENTS)
+
+
 @dataclass(frozen=True)
 class Intervention:
     """Which heads of which batch rows are replaced, and how.
@@ -67,16 +83,29 @@ class Intervention:
 
     disabled: torch.Tensor
     mode: str = "uniform"
+    means: torch.Tensor | None = None  # (layers, heads, head_dim): the context modes' statistics
 
     def __post_init__(self) -> None:
-        if self.mode not in REPLACEMENTS:
-            raise ValueError(f"unknown disabling mode {self.mode!r}; valid: {sorted(REPLACEMENTS)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown disabling mode {self.mode!r}; valid: {sorted(MODES)}")
         if self.disabled.dtype != torch.bool or self.disabled.dim() != 3:
             raise ValueError("Intervention.disabled must be a bool tensor (batch, layers, heads)")
+        if self.replaces_context and (self.means is None or self.means.dim() != 3):
+            raise ValueError(f"mode {self.mode!r} needs Intervention.means (layers, heads, head_dim)")
+        if self.means is not None and self.means.shape[:2] != self.disabled.shape[1:]:
+            raise ValueError(
+                f"Intervention.means is for {tuple(self.means.shape[:2])} layers x heads, "
+                f"the mask for {tuple(self.disabled.shape[1:])}"
+            )
+
+    @property
+    def replaces_context(self) -> bool:
+        return self.mode in CONTEXT_REPLACEMENTS
 
 
 # An observer receives (layer index, attention probs (batch, heads, query, key), key_is_real
-# (batch, key)) and reduces them on the fly; it must not keep the full tensor alive.
+# (batch, key)) and reduces them on the fly; it must not keep the full tensor alive. A context
+# observer receives (layer, context (batch, heads, query, head_dim), key_is_real) likewise.
 Observer = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
@@ -119,10 +148,17 @@ class Controls:
     observers: Sequence[Observer] = field(default_factory=tuple)
     first_layer: int = 0
     calls: LayerCalls = field(default_factory=LayerCalls, compare=False, repr=False)
+    context_observers: Sequence[Observer] = field(default_factory=tuple)
 
     @property
     def active(self) -> bool:
-        return self.intervention is not None or bool(self.observers)
+        return self.intervention is not None or bool(self.observers) or bool(self.context_observers)
+
+    @property
+    def needs_context(self) -> bool:
+        """Whether the head's context vector is replaced or observed (engine route only)."""
+        replaces = self.intervention is not None and self.intervention.replaces_context
+        return replaces or bool(self.context_observers)
 
 
 def key_padding_from_mask(
@@ -146,7 +182,7 @@ def apply_controls(
     observers; returns the probabilities the head goes on with."""
     intervention = controls.intervention
     batch = probs.shape[0]
-    if intervention is not None:
+    if intervention is not None and not intervention.replaces_context:
         if intervention.disabled.shape[0] != batch:
             raise ValueError(
                 f"intervention has {intervention.disabled.shape[0]} rows but the batch has {batch}"
@@ -158,6 +194,27 @@ def apply_controls(
     for observe in controls.observers:
         observe(layer, probs, key_is_real)
     return probs
+
+
+def apply_context_controls(
+    controls: Controls, layer: int, context: torch.Tensor, key_is_real: torch.Tensor
+) -> torch.Tensor:
+    """A context mode's replacement of the head outputs context (batch, heads, query, head_dim)
+    at `layer`, then the context observers; returns the context the layer goes on with."""
+    intervention = controls.intervention
+    if intervention is not None and intervention.replaces_context:
+        if intervention.disabled.shape[0] != context.shape[0]:
+            raise ValueError(
+                f"intervention has {intervention.disabled.shape[0]} rows but the batch has {context.shape[0]}"
+            )
+        replaced = intervention.disabled[:, layer, :].to(context.device)  # (batch, heads)
+        if bool(replaced.any()):
+            means = intervention.means[layer].to(context.device)  # type: ignore[index]  # (heads, head_dim)
+            replacement = CONTEXT_REPLACEMENTS[intervention.mode](context, means, key_is_real)
+            context = torch.where(replaced[:, :, None, None], replacement, context)
+    for observe in controls.context_observers:
+        observe(layer, context, key_is_real)
+    return context
 
 
 def headlab_attention_forward(
@@ -181,6 +238,7 @@ def headlab_attention_forward(
     attn_weights = nn.functional.softmax(attn_weights, dim=-1)
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
 
+    layer, key_is_real = None, None
     if headlab is not None and headlab.active:
         layer = headlab.calls.next_layer(getattr(module, "layer_idx", None))
         batch, _, _, keys = attn_weights.shape
@@ -188,6 +246,8 @@ def headlab_attention_forward(
         attn_weights = apply_controls(headlab, layer, attn_weights, key_is_real)
 
     attn_output = torch.matmul(attn_weights, value)  # (batch, heads, query, head_dim)
+    if headlab is not None and headlab.needs_context and layer is not None:
+        attn_output = apply_context_controls(headlab, layer, attn_output, key_is_real)  # type: ignore[arg-type]
     attn_output = attn_output.transpose(1, 2).contiguous()  # (batch, query, heads, head_dim)
     return attn_output, attn_weights
 
@@ -250,6 +310,12 @@ class _Session:
     def _begin(self, module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
         controls = kwargs.get(ENGINE_KEY)
         self.current = controls if isinstance(controls, Controls) and controls.active else None
+        if self.current is not None and self.current.needs_context and self.family.route == "hooks":
+            raise EngineError(
+                f"model type {self.model_type!r} forms its attention itself (headlab reaches only its "
+                "probabilities), so a head's context vector cannot be replaced or observed: mean "
+                "ablation is not available for this family; use ablation.modes uniform or zero"
+            )
         if self.current is not None:
             self.current.calls.begin(self.current.first_layer, self.model_type)
             mask = kwargs.get("attention_mask")

@@ -11,11 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
 
-KINDS = ("baseline", "head", "layer", "named")
+KINDS = ("baseline", "head", "layer", "named", "random")  # random: a null set of the FrameNet experiment
 _TOKEN = re.compile(r"^L(?P<layer>\d+)(?:-H(?P<head>\d+))?$")
 
 
@@ -101,3 +103,23 @@ def mask_tensor(masks: Sequence[HeadMask], layers: int, heads: int) -> torch.Ten
         for layer, head in mask.heads:
             out[i, layer, head] = True
     return out
+
+
+def framenet_masks(
+    top: Sequence[tuple[int, int]], layers: int, heads: int, sets: int, seed: int
+) -> list[HeadMask]:
+    """The Sec. 5 experiment's masks: the baseline, "framenet" (the FrameNet relation heads
+    `top`, 1-based (layer, head)) and `sets` seeded random sets of as many distinct heads
+    ("random-1", ...; kind random), the null of "disabling that many heads"."""
+    if not top:
+        raise MaskError("the FrameNet table marks no top head (framenet.percentile): nothing to disable")
+    chosen = frozenset((layer - 1, head - 1) for layer, head in top)
+    if any(not (0 <= layer < layers and 0 <= head < heads) for layer, head in chosen):
+        raise MaskError(f"FrameNet heads {sorted(top)} do not fit a model of {layers} x {heads} heads")
+    rng = np.random.default_rng(seed)
+    masks = [baseline_mask(), HeadMask("framenet", "named", chosen)]
+    for index in range(sets):
+        flat = rng.choice(layers * heads, size=len(chosen), replace=False)
+        drawn = frozenset((int(f) // heads, int(f) % heads) for f in flat)
+        masks.append(HeadMask(f"random-{index + 1}", "random", drawn))
+    return masks

@@ -86,6 +86,43 @@ def _model_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _cap_problems(config: Mapping[str, Any]) -> list[str]:
+    """Per-task caps (data.max_*_examples as a mapping) must name configured tasks."""
+    problems = []
+    for key in ("max_train_examples", "max_eval_examples"):
+        cap = config.get("data", {}).get(key)
+        if isinstance(cap, Mapping):
+            problems += [
+                f"data.{key}.{task}: {task!r} is not one of the configured tasks {list(config['tasks'])}"
+                for task in cap
+                if task not in config["tasks"]
+            ]
+    return problems
+
+
+def _mean_mode_problems(config: Mapping[str, Any]) -> list[str]:
+    """Mode mean needs the head's context vector, which hook-route families do not expose."""
+    if "mean" not in config.get("ablation", {}).get("modes", []):
+        return []
+    problems = []
+    for entry in config["models"]:
+        spec = ModelSpec.from_config(entry["alias"], entry)
+        if spec.source == "hub":
+            continue  # checked when its job starts (the engine refuses it by name)
+        try:
+            with open(Path(spec.resolve()) / "config.json") as handle:
+                family = check_config_supported(json.load(handle), spec.alias)
+        except (OSError, ModelLoadError, UnsupportedModelError, ValueError):
+            continue  # reported by the model checks
+        if family.route == "hooks":
+            problems.append(
+                f"ablation.modes: 'mean' needs each head's output, which headlab cannot reach in "
+                f"models.{spec.alias} (model type {family.model_types[0]!r} forms its attention itself); "
+                "use uniform or zero for it"
+            )
+    return problems
+
+
 def _data_problems(config: Mapping[str, Any]) -> list[str]:
     data = config.get("data", {})
     # auto with no folder at local_dir reads the hub; with one, that folder is checked as local.
@@ -165,7 +202,10 @@ def check_renamed_keys(config: Mapping[str, Any]) -> None:
 def check_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError listing every problem found (after JSON-schema validation)."""
     problems = (
-        _task_problems(config) + _model_problems(config) + _data_problems(config) + _figure_problems(config)
-    ) + _mask_problems(config)
+        (_task_problems(config) + _model_problems(config) + _data_problems(config) + _figure_problems(config))
+        + _mask_problems(config)
+        + _cap_problems(config)
+        + _mean_mode_problems(config)
+    )
     if problems:
         raise ConfigError(problems)
