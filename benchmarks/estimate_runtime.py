@@ -104,6 +104,7 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
     for task in config["tasks"]:
         tables = {}
         for split, cap in (("train", data["max_train_examples"]), ("dev", data["max_eval_examples"])):
+            cap = cap.get(task) if isinstance(cap, dict) else cap  # a per-task mapping
             table, _ = prepare_split(
                 task, split, "local", glue_dir, data["files"].get(task), cap, data["seed"], None
             )
@@ -116,6 +117,12 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
         total["ablate_mask"] += seeds * modes * named * 2 * dev
         total["attention_stats"] += 2 * sample
         total["attention_drift"] += 2 * sample
+        if config["framenet"]["corpus_dir"]:
+            # the FrameNet heads and the random sets, each run from its lowest layer like a sweep's
+            # masks: the sweep's cost per mask and dev token
+            sets = config["framenet"].get("random_sets", {}).get("count", 100)
+            total["framenet_ablation"] += seeds * modes * (2 + sets) * dev
+            jobs["framenet_ablation"] += seeds * modes
         for rule, count in (
             ("finetune", 2 * seeds),
             ("evaluate", seeds),
@@ -145,7 +152,11 @@ def main() -> None:
     work["ablate_sweep"] *= masks
     print(f"{'rule':<18}{'jobs':>6}{'overhead s':>12}{'s per 1k tokens':>17}{'estimate s':>12}")
     grand = 0.0
-    for rule in MODEL_RULES:
+    # a framenet_ablation mask costs what a sweep's mask costs (per mask and dev token)
+    measured["framenet_ablation"] = measured["ablate_sweep"]
+    for rule in (*MODEL_RULES, "framenet_ablation"):
+        if f"{rule}#jobs" not in work:
+            continue
         points = [(w, seconds(path)) for path, w in measured[rule]]
         if not points:
             print(f"{rule:<18} no benchmark in {args.run}/logs")

@@ -92,8 +92,8 @@ def framenet_claim(effect: pl.DataFrame | None, margin: float) -> dict[str, obje
         **row,
         "ours": ours,
         "estimate": 100 * float(effect["delta"].mean()),
-        "ci_low": 100 * min(lows),
-        "ci_high": 100 * max(highs),
+        "ci_low": 100 * _span(lows)[0],
+        "ci_high": 100 * _span(highs)[1],
         "verdict": verdict,
         "note": f"heads {heads}",
     }

@@ -1,0 +1,228 @@
+"""The Sec. 5 FrameNet experiment's table (`headlab.analysis.framenet_effect`) on synthetic predictions.
+
+Synthetic predictions of `SWEEP_PREDICTIONS_SCHEMA` (3 seeds, 400 dev examples) have the masks
+"baseline" (kind baseline), "framenet" (kind named) and "random-1", ... (kind random). The random
+sets are null masks: the baseline with a random 2 % of its predictions flipped (classification)
+or a little noise added (regression), so their deltas are close to 0.
+
+Proved here:
+
+* a framenet mask identical to the baseline has delta 0 and the interval [0, 0];
+* one that corrects many of the baseline's wrong predictions has an interval above 0 and
+  share_null_below 1.0 (every random set does worse); one that breaks many right predictions an
+  interval below 0 and share_null_below 0.0;
+* delta, null_mean, null_low, null_high and share_null_below are the plain accuracy (Pearson)
+  deltas averaged over seeds, their mean, 2.5 / 97.5 % quantiles and share below; and
+  null_low <= null_mean <= null_high;
+* the task's primary metric is used (SST-2: accuracy, STS-B: pearson); heads, n_heads, n_sets,
+  n_seeds and n_examples are passed through or counted; no random set gives NaN null columns;
+* one row per task x mode, sorted, with `EFFECT_SCHEMA`; the same seed gives the same table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from headlab.analysis.framenet_effect import EFFECT_SCHEMA, framenet_effect
+from headlab.analysis.metrics import METRICS
+from headlab.analysis.scoring import SWEEP_PREDICTIONS_SCHEMA
+
+Mask = tuple[str, str, int | None, int | None]  # name, kind, layer, head
+EXAMPLES, SEEDS, SETS = 400, 3, 20
+RESAMPLES = 250
+ALPHA = 0.05
+HEADS = "L2-H12,L4-H1"
+RTOL, ATOL = 1e-9, 1e-12
+
+
+def framenet_masks(sets: int = SETS) -> list[Mask]:
+    """The baseline, "framenet" and `sets` random sets, as the experiment's jobs write them."""
+    masks: list[Mask] = [("baseline", "baseline", None, None), ("framenet", "named", None, None)]
+    return masks + [(f"random-{i + 1}", "random", None, None) for i in range(sets)]
+
+
+def seed_frame(
+    masks: list[Mask], task: str, mode: str, seed: int, pred: np.ndarray, gold: np.ndarray
+) -> pl.DataFrame:
+    """One seed's rows, every mask x example, as `SWEEP_PREDICTIONS_SCHEMA`; `pred` (masks,
+    examples) in the order of `masks`."""
+    n = gold.size
+    rows = len(masks) * n
+    columns = {
+        "model": ["synthetic"] * rows,
+        "task": [task] * rows,
+        "seed": [seed] * rows,
+        "mode": [mode] * rows,
+        **{
+            name: [m[column] for m in masks for _ in range(n)]
+            for column, name in enumerate(("mask", "kind", "layer", "head"))
+        },
+        "example": np.tile(np.arange(n, dtype=np.int32), len(masks)),
+        "prediction": np.asarray(pred, dtype=np.float64).reshape(-1),
+        "label": np.tile(gold.astype(np.float64), len(masks)),
+    }
+    return pl.from_arrow(pa.Table.from_pydict(columns, schema=SWEEP_PREDICTIONS_SCHEMA))
+
+
+def flipped(rng: np.random.Generator, pred: np.ndarray, rate: float, copies: int) -> np.ndarray:
+    """(copies, n) binary predictions, each with an independent `rate` share of `pred` flipped."""
+    return np.where(rng.random((copies, pred.size)) < rate, 1 - pred[None], pred[None])
+
+
+def classification_seed(rng: np.random.Generator, effect: str, sets: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pred (masks, n), gold): the baseline is right on ~75 %; "framenet" is the baseline
+    ("same"), or with 60 % of its wrong predictions corrected ("better") or 60 % of its right
+    ones broken ("worse"); every random set is the baseline with a random 2 % flipped."""
+    gold = rng.integers(0, 2, EXAMPLES)
+    baseline = np.where(rng.random(EXAMPLES) < 0.75, gold, 1 - gold)
+    chosen = rng.random(EXAMPLES) < 0.6
+    if effect == "same":
+        target = baseline.copy()
+    elif effect == "better":
+        target = np.where(chosen & (baseline != gold), gold, baseline)
+    else:
+        target = np.where(chosen & (baseline == gold), 1 - gold, baseline)
+    return np.concatenate([baseline[None], target[None], flipped(rng, baseline, 0.02, sets)]), gold
+
+
+def regression_seed(rng: np.random.Generator, effect: str, sets: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pred (masks, n), gold) of a similarity score in [0, 5]: the baseline is gold plus noise,
+    "framenet" the baseline ("same") and the random sets the baseline plus a little noise."""
+    assert effect == "same"
+    gold = rng.uniform(0, 5, EXAMPLES)
+    baseline = gold + rng.normal(0, 1.0, EXAMPLES)
+    noise = rng.normal(0, 0.1, (sets, EXAMPLES))
+    return np.concatenate([baseline[None], baseline[None], baseline[None] + noise]), gold
+
+
+def task_frame(
+    seed: int, task: str, mode: str, effect: str = "same", sets: int = SETS, seeds: int = SEEDS
+) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    draw = regression_seed if task == "STS-B" else classification_seed
+    masks = framenet_masks(sets)
+    return pl.concat([seed_frame(masks, task, mode, s, *draw(rng, effect, sets)) for s in range(seeds)])
+
+
+def effect(predictions: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    return framenet_effect(predictions, HEADS, RESAMPLES, ALPHA, seed)
+
+
+def plain_deltas(predictions: pl.DataFrame, metric: str) -> dict[str, float]:
+    """mask -> the plain metric delta from the baseline, averaged over seeds."""
+    per_seed = []
+    for seed in sorted(predictions["seed"].unique().to_list()):
+        rows = predictions.filter(pl.col("seed") == seed)
+
+        def score(mask: str, rows: pl.DataFrame = rows) -> float:
+            part = rows.filter(pl.col("mask") == mask).sort("example")
+            return METRICS[metric](part["prediction"].to_numpy(), part["label"].to_numpy())
+
+        names = rows["mask"].unique(maintain_order=True).to_list()
+        base = score("baseline")
+        per_seed.append({name: score(name) - base for name in names})
+    return {name: float(np.mean([d[name] for d in per_seed])) for name in per_seed[0]}
+
+
+def only_row(table: pl.DataFrame) -> dict[str, object]:
+    assert table.height == 1
+    return table.row(0, named=True)
+
+
+# --- known answers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["SST-2", "STS-B"])
+def test_framenet_identical_to_the_baseline_has_delta_zero(task: str) -> None:
+    row = only_row(effect(task_frame(1, task, "uniform", "same")))
+    assert row["delta"] == 0.0
+    assert row["ci_low"] == 0.0 and row["ci_high"] == 0.0
+
+
+def test_framenet_that_corrects_many_predictions_beats_every_random_set() -> None:
+    row = only_row(effect(task_frame(2, "SST-2", "uniform", "better")))
+    # ~60 % of the ~25 % wrong predictions corrected: about +0.15
+    assert row["delta"] > 0.1
+    assert 0 < row["ci_low"] <= row["delta"] <= row["ci_high"]
+    assert row["share_null_below"] == 1.0
+    assert row["null_high"] < row["ci_low"]
+
+
+def test_framenet_that_breaks_many_predictions_is_below_every_random_set() -> None:
+    row = only_row(effect(task_frame(3, "SST-2", "zero", "worse")))
+    assert row["delta"] < -0.3  # ~60 % of the ~75 % right predictions broken: about -0.45
+    assert row["ci_low"] <= row["delta"] <= row["ci_high"] < 0
+    assert row["share_null_below"] == 0.0
+    assert row["ci_high"] < row["null_low"]
+
+
+@pytest.mark.parametrize(
+    ("task", "metric", "kind"), [("SST-2", "accuracy", "better"), ("STS-B", "pearson", "same")]
+)
+def test_columns_are_the_plain_deltas_and_their_null(task: str, metric: str, kind: str) -> None:
+    predictions = task_frame(4, task, "mean", kind)
+    row = only_row(effect(predictions))
+    assert row["metric"] == metric
+    deltas = plain_deltas(predictions, metric)
+    null = np.array([deltas[f"random-{i + 1}"] for i in range(SETS)])
+    assert row["delta"] == pytest.approx(deltas["framenet"], rel=RTOL, abs=ATOL)
+    assert row["null_mean"] == pytest.approx(null.mean(), rel=RTOL, abs=ATOL)
+    # np.quantile's default (linear) interpolation is the null interval's definition
+    low, high = np.quantile(null, [ALPHA / 2, 1 - ALPHA / 2])
+    assert row["null_low"] == pytest.approx(low, rel=RTOL, abs=ATOL)
+    assert row["null_high"] == pytest.approx(high, rel=RTOL, abs=ATOL)
+    assert row["share_null_below"] == pytest.approx(float((null < deltas["framenet"]).mean()), abs=1e-12)
+    assert row["null_low"] <= row["null_mean"] <= row["null_high"]
+    assert null.min() <= row["null_low"] and row["null_high"] <= null.max()
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+def test_counts_and_heads_are_passed_through() -> None:
+    predictions = task_frame(5, "SST-2", "uniform", "better", sets=7, seeds=2)
+    row = only_row(effect(predictions))
+    assert row["heads"] == HEADS
+    assert row["n_heads"] == 2
+    assert row["n_sets"] == 7
+    assert row["n_seeds"] == 2
+    assert row["n_examples"] == EXAMPLES
+    assert row["model"] == "synthetic" and row["task"] == "SST-2" and row["mode"] == "uniform"
+    assert row["null_low"] <= row["null_mean"] <= row["null_high"]
+    single = only_row(framenet_effect(predictions, "L1-H1", RESAMPLES, ALPHA, 0))
+    assert single["heads"] == "L1-H1" and single["n_heads"] == 1
+
+
+def test_no_random_set_gives_nan_null_columns() -> None:
+    row = only_row(effect(task_frame(6, "SST-2", "uniform", "better", sets=0)))
+    assert row["n_sets"] == 0
+    for column in ("null_mean", "null_low", "null_high", "share_null_below"):
+        assert math.isnan(row[column]), column
+    assert row["ci_low"] > 0  # the framenet interval does not need the null
+
+
+def test_one_row_per_task_and_mode_sorted() -> None:
+    groups = [("STS-B", "zero"), ("STS-B", "uniform"), ("SST-2", "zero"), ("SST-2", "uniform")]
+    predictions = pl.concat([task_frame(10 + i, task, mode, "same") for i, (task, mode) in enumerate(groups)])
+    table = effect(predictions)
+    assert dict(table.schema) == EFFECT_SCHEMA
+    assert table.select("task", "mode").rows() == sorted(groups)
+    metrics = dict(zip(table["task"], table["metric"], strict=True))
+    assert metrics == {"SST-2": "accuracy", "STS-B": "pearson"}
+    assert (table["delta"] == 0.0).all()
+    assert (table["n_sets"] == SETS).all() and (table["n_seeds"] == SEEDS).all()
+    # each group's row is the row of that group alone
+    for task, mode in groups:
+        alone = only_row(effect(predictions.filter(pl.col("task") == task, pl.col("mode") == mode)))
+        together = table.filter(pl.col("task") == task, pl.col("mode") == mode).row(0, named=True)
+        assert alone == together
+
+
+def test_same_seed_same_table() -> None:
+    predictions = task_frame(20, "SST-2", "uniform", "better")
+    assert effect(predictions, seed=3).equals(effect(predictions, seed=3))

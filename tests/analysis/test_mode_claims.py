@@ -1,0 +1,212 @@
+"""The verdicts of the mode and FrameNet claims (`headlab.analysis.mode_claims`) on hand-made tables.
+
+Proved here, for `modes_agree_claim` (pooled Spearman rows only, against the threshold):
+every interval above the threshold -> supported; one wholly below -> contradicted; otherwise
+(an interval straddling it, or a NaN interval) -> inconclusive; seed-scope and other-statistic
+rows do not count; no table, fewer than two modes or no pooled Spearman row -> "not run" with a
+note; the estimate is the mean pooled Spearman and the interval spans every pooled interval.
+
+For `framenet_claim` (every task x mode): an interval wholly below 0 -> contradicted; every lower
+bound above -margin -> supported; else inconclusive; no table or an empty one -> "not run"; the
+estimate and interval are in points, the note names the heads.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from headlab.analysis.claim_rules import VERDICTS
+from headlab.analysis.framenet_effect import EFFECT_SCHEMA
+from headlab.analysis.mode_agreement import AGREEMENT_SCHEMA
+from headlab.analysis.mode_claims import framenet_claim, modes_agree_claim
+
+MODES = ["uniform", "zero", "mean"]
+PAIRS = [("uniform", "zero"), ("uniform", "mean"), ("zero", "mean")]
+THRESHOLD = 0.5
+MARGIN = 0.01  # 1 point
+CLAIM_KEYS = {"claim_id", "section", "claim", "paper", "rule", "ours", "estimate", "ci_low", "ci_high"}
+
+
+def agreement_row(
+    task: str, pair: tuple[str, str], value: float, low: float, high: float, **other: object
+) -> dict[str, object]:
+    row: dict[str, object] = {
+        "model": "synthetic",
+        "task": task,
+        "metric": "accuracy",
+        "scope": "pooled",
+        "seed": None,
+        "mode_a": pair[0],
+        "mode_b": pair[1],
+        "statistic": "spearman",
+        "value": value,
+        "ci_low": low,
+        "ci_high": high,
+        "k": 10,
+        "n_heads": 144,
+        "n_examples": 400,
+    }
+    return {**row, **other}
+
+
+def agreement_table(intervals: list[tuple[float, float, float]], noise: bool = True) -> pl.DataFrame:
+    """Pooled Spearman rows (value, low, high) for tasks x pairs in order; with `noise`, seed-scope
+    and Kendall / overlap rows whose intervals lie far below the threshold (they must not count)."""
+    rows = []
+    for i, (value, low, high) in enumerate(intervals):
+        task, pair = ("SST-2", "MRPC")[i // len(PAIRS)], PAIRS[i % len(PAIRS)]
+        rows.append(agreement_row(task, pair, value, low, high))
+        if noise:
+            rows.append(agreement_row(task, pair, -0.9, -1.0, -0.8, scope="seed", seed=0))
+            rows.append(agreement_row(task, pair, -0.9, -1.0, -0.8, statistic="kendall"))
+            rows.append(agreement_row(task, pair, 0.0, 0.0, 0.1, statistic="top_k_overlap"))
+    return pl.DataFrame(rows, schema=AGREEMENT_SCHEMA)
+
+
+def check_row(row: dict[str, object]) -> None:
+    assert set(row) >= CLAIM_KEYS
+    assert row["verdict"] in VERDICTS
+    assert row["claim_id"] in {"modes_agree", "framenet_heads_harmless"}
+
+
+# --- modes agree ---------------------------------------------------------------------------------
+
+HIGH = [(0.9, 0.8, 0.95), (0.85, 0.7, 0.9), (0.8, 0.6, 0.9), (0.95, 0.9, 0.99), (0.7, 0.55, 0.8)]
+
+
+@pytest.mark.parametrize(
+    ("intervals", "verdict"),
+    [
+        (HIGH, "supported"),  # every low bound above 0.5
+        ([*HIGH, (0.2, 0.1, 0.4)], "contradicted"),  # one interval wholly below 0.5
+        ([(0.2, 0.1, 0.4), (0.6, 0.4, 0.8)], "contradicted"),  # one below, one straddling
+        ([*HIGH, (0.6, 0.4, 0.8)], "inconclusive"),  # one interval straddles 0.5
+        ([(0.5, 0.3, 0.7)], "inconclusive"),
+        ([*HIGH, (float("nan"), float("nan"), float("nan"))], "inconclusive"),  # undefined: not shown
+    ],
+)
+def test_modes_agree_verdict(intervals: list[tuple[float, float, float]], verdict: str) -> None:
+    row = modes_agree_claim(agreement_table(intervals), MODES, THRESHOLD)
+    check_row(row)
+    assert row["claim_id"] == "modes_agree"
+    assert row["verdict"] == verdict
+
+
+def test_modes_agree_ignores_seed_rows_and_other_statistics() -> None:
+    with_noise = modes_agree_claim(agreement_table(HIGH, noise=True), MODES, THRESHOLD)
+    without = modes_agree_claim(agreement_table(HIGH, noise=False), MODES, THRESHOLD)
+    assert with_noise["verdict"] == without["verdict"] == "supported"
+    assert with_noise == without
+
+
+def test_modes_agree_estimate_and_span() -> None:
+    row = modes_agree_claim(agreement_table(HIGH), MODES, THRESHOLD)
+    values = [v for v, _, _ in HIGH]
+    assert row["estimate"] == pytest.approx(sum(values) / len(values), rel=1e-12, abs=1e-12)
+    assert row["ci_low"] == min(lo for _, lo, _ in HIGH)
+    assert row["ci_high"] == max(hi for _, _, hi in HIGH)
+    # every pooled pair is reported, e.g. the first: SST-2 uniform~zero 0.90 [0.80, 0.95]
+    assert "SST-2 uniform~zero 0.90 [0.80, 0.95]" in row["ours"]
+    assert row["ours"].count(";") == len(HIGH) - 1
+    assert str(THRESHOLD) in row["rule"]
+
+
+@pytest.mark.parametrize(
+    ("table", "modes"),
+    [
+        (None, MODES),
+        ("table", ["uniform"]),
+        ("table", []),
+        (None, []),
+    ],
+)
+def test_modes_agree_not_run(table: str | None, modes: list[str]) -> None:
+    agreement = agreement_table(HIGH) if table else None
+    row = modes_agree_claim(agreement, modes, THRESHOLD)
+    check_row(row)
+    assert row["verdict"] == "not run"
+    assert row["note"] and "two disabling modes" in row["note"]
+    assert row["estimate"] is None and row["ci_low"] is None and row["ci_high"] is None
+
+
+def test_modes_agree_without_pooled_spearman_rows_is_not_run() -> None:
+    only_noise = agreement_table(HIGH).filter(
+        (pl.col("scope") != "pooled") | (pl.col("statistic") != "spearman")
+    )
+    row = modes_agree_claim(only_noise, MODES, THRESHOLD)
+    assert row["verdict"] == "not run"
+    assert "no pooled agreement rows" in row["note"]
+
+
+# --- FrameNet heads harmless ---------------------------------------------------------------------
+
+
+def effect_table(intervals: list[tuple[float, float, float]]) -> pl.DataFrame:
+    """One row per (delta, low, high), tasks x modes in order."""
+    rows = []
+    for i, (delta, low, high) in enumerate(intervals):
+        rows.append(
+            {
+                "model": "synthetic",
+                "task": ("SST-2", "MRPC", "STS-B")[i // 2],
+                "mode": ("uniform", "zero")[i % 2],
+                "metric": "accuracy",
+                "heads": "L2-H12,L4-H1",
+                "n_heads": 2,
+                "delta": delta,
+                "ci_low": low,
+                "ci_high": high,
+                "null_mean": -0.01,
+                "null_low": -0.03,
+                "null_high": 0.0,
+                "share_null_below": 0.4,
+                "n_sets": 100,
+                "n_seeds": 3,
+                "n_examples": 400,
+            }
+        )
+    return pl.DataFrame(rows, schema=EFFECT_SCHEMA)
+
+
+HARMLESS = [(0.0, -0.005, 0.004), (0.001, -0.002, 0.006), (-0.001, -0.009, 0.003), (0.01, 0.0, 0.02)]
+
+
+@pytest.mark.parametrize(
+    ("intervals", "verdict"),
+    [
+        (HARMLESS, "supported"),  # every low bound above -0.01
+        ([*HARMLESS, (-0.03, -0.05, -0.01)], "contradicted"),  # wholly below 0: it hurts
+        ([(-0.004, -0.008, -0.001)], "contradicted"),  # below 0 even within the margin
+        ([*HARMLESS, (-0.01, -0.03, 0.01)], "inconclusive"),  # low bound below -margin, high above 0
+        ([(0.0, -0.02, 0.02)], "inconclusive"),
+    ],
+)
+def test_framenet_verdict(intervals: list[tuple[float, float, float]], verdict: str) -> None:
+    row = framenet_claim(effect_table(intervals), MARGIN)
+    check_row(row)
+    assert row["claim_id"] == "framenet_heads_harmless"
+    assert row["verdict"] == verdict
+
+
+def test_framenet_estimate_in_points_and_heads_note() -> None:
+    row = framenet_claim(effect_table(HARMLESS), MARGIN)
+    deltas = [d for d, _, _ in HARMLESS]
+    assert row["estimate"] == pytest.approx(100 * sum(deltas) / len(deltas), rel=1e-12, abs=1e-12)
+    assert row["ci_low"] == pytest.approx(100 * min(lo for _, lo, _ in HARMLESS), rel=1e-12, abs=1e-12)
+    assert row["ci_high"] == pytest.approx(100 * max(hi for _, _, hi in HARMLESS), rel=1e-12, abs=1e-12)
+    assert "L2-H12,L4-H1" in row["note"]
+    # 40 % of 100 random sets worse, for each of the 4 task x mode rows
+    assert row["ours"].count("40 % of 100 random sets worse") == len(HARMLESS)
+    assert "SST-2/uniform" in row["ours"]
+    assert "-1 points" in row["rule"]  # the margin, in points
+
+
+@pytest.mark.parametrize("empty", [True, False])
+def test_framenet_not_run(empty: bool) -> None:
+    table = effect_table([]) if empty else None
+    row = framenet_claim(table, MARGIN)
+    check_row(row)
+    assert row["verdict"] == "not run"
+    assert row["note"] and "FrameNet" in row["note"]
+    assert row["estimate"] is None
