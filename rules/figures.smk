@@ -8,7 +8,7 @@ localrules:
     model_figure9,
     table1,
     collect_ablation,
-    mode_agreement_figure,
+    figure_mode_agreement,
 
 
 rule model_figure8:
@@ -190,7 +190,7 @@ rule claims:
         "../scripts/claims.py"
 
 
-rule mode_agreement_figure:
+rule figure_mode_agreement:
     input:
         statistics=expand(
             "results/{model}/{task}/ablation/{mode}/statistics.parquet",
@@ -213,9 +213,9 @@ rule mode_agreement_figure:
         ),
         png="results/mode_agreement.png",
     log:
-        "logs/mode_agreement_figure/mode_agreement_figure.log",
+        "logs/figure_mode_agreement/figure_mode_agreement.log",
     benchmark:
-        "logs/mode_agreement_figure/mode_agreement_figure.benchmark.tsv"
+        "logs/figure_mode_agreement/figure_mode_agreement.benchmark.tsv"
     conda:
         "../envs/plot.yaml"
     threads: 1

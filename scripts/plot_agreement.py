@@ -1,4 +1,4 @@
-"""Snakemake adapter of rule mode_agreement_figure: the agreement table and figure.
+"""Snakemake adapter of rule figure_mode_agreement: the agreement table and figure.
 
 The job is headlab.jobs.figures.plot_agreement; its parameters come from the rule by name."""
 

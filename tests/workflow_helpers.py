@@ -27,6 +27,7 @@ AGGREGATE_RULES = frozenset(
         "collect_ablation",
         "table1",
         "claims",
+        "figure_mode_agreement",
         "figure1",
         "figure2",
         "figure5",
@@ -46,6 +47,8 @@ AGGREGATE_RULES = frozenset(
 SEED_COLLECTING_RULES = frozenset(
     {
         "sweep_statistics",
+        "mode_agreement",
+        "figure_mode_agreement",
         "collect_ablation",
         "table1",
         "claims",
@@ -168,6 +171,7 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
     tasks, models = len(config["tasks"]), len(config["models"])
     modes, masks = len(config["ablation"]["modes"]), len(config["ablation"]["masks"])
     seeds = len(config["finetune"]["seeds"])
+    framenet = bool(config.get("framenet", {}).get("corpus_dir"))
     counts = Counter(
         {
             "prepare_task": 2 * tasks,  # train and dev
@@ -177,6 +181,11 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
             "ablate_mask": tasks * models * modes * masks * seeds,
             "sweep_statistics": tasks * models * modes,  # every seed
             "claims": 1,
+            "head_means": tasks * models * seeds if "mean" in config["ablation"]["modes"] else 0,
+            "mode_agreement": tasks * models if modes >= 2 else 0,
+            "figure_mode_agreement": 1 if modes >= 2 else 0,
+            "framenet_ablation": tasks * models * seeds * modes if framenet else 0,
+            "framenet_effect": models if framenet else 0,
             "parse_task": tasks,  # dev only, shared by every model
             "feature_attention": 2 * tasks * models,  # pretrained and finetuned
             "attention_stats": 2 * tasks * models,  # pretrained and finetuned

@@ -143,7 +143,7 @@ class PlotAgreement:
 
 
 def plot_agreement(job: PlotAgreement, logger: logging.Logger) -> None:
-    """Rule mode_agreement_figure: every agreement table in one, and the primary model's figure."""
+    """Rule figure_mode_agreement: every agreement table in one, and the primary model's figure."""
     import polars as pl
 
     from headlab.io.parquet import write_table
