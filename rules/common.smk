@@ -26,11 +26,13 @@ MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
 # Fine-tuning seeds (a wildcard of fine-tuning, scoring and ablation); the attention analyses
-# read the checkpoints of the first one.
+# read the checkpoints of one of them (finetune.analysis_seed, default the first).
 SEEDS = [str(seed) for seed in config["finetune"]["seeds"]]
-ANALYSIS_SEED = SEEDS[0]
+ANALYSIS_SEED = str(config["finetune"].get("analysis_seed") or SEEDS[0])
 # finetune.* as the training settings of one seed (the seed comes from the wildcard).
-TRAINING_SETTINGS = {k: v for k, v in config["finetune"].items() if k != "seeds"}
+TRAINING_SETTINGS = {
+    k: v for k, v in config["finetune"].items() if k not in ("seeds", "analysis_seed")
+}
 # Attention statistics are computed on the pretrained encoder and on the model fine-tuned from it.
 VARIANTS = list(ANALYSIS_VARIANTS)
 # data.source auto: the local GLUE folder when it is there, else the hub (said once, at start).

@@ -137,3 +137,39 @@ def test_data_files_override_is_the_file_checked(config: dict[str, Any]) -> None
 def test_data_files_of_an_unknown_task_are_reported(config: dict[str, Any]) -> None:
     message = only_problem(variant(config, data__files={"SST2": {"dev": "dev.tsv"}}))
     assert message.startswith("data.files.SST2: unknown GLUE task 'SST2'"), message
+
+
+def test_analysis_seed_must_be_a_fine_tuning_seed(config: dict[str, Any]) -> None:
+    message = only_problem(variant(config, finetune__seeds=[42, 43], finetune__analysis_seed=7))
+    assert message == "finetune.analysis_seed: 7 is not one of finetune.seeds [42, 43]"
+    check_config(variant(config, finetune__seeds=[42, 43], finetune__analysis_seed=43))
+
+
+def test_per_task_caps_must_name_configured_tasks(config: dict[str, Any]) -> None:
+    message = only_problem(variant(config, data__max_train_examples={"MRPC": 10, "RTE": 5}))
+    assert message.startswith("data.max_train_examples.RTE: 'RTE' is not one of the configured tasks")
+    check_config(variant(config, data__max_train_examples={"MRPC": 10}))
+
+
+def test_mean_mode_is_refused_for_a_family_without_the_head_output(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    import transformers as T
+
+    folder = tmp_path / "deberta"
+    T.DebertaV2Config(
+        vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4
+    ).save_pretrained(folder)
+    models = [{"alias": "deb", "source": "local", "path": str(folder)}]
+    found = problems(variant(config, models=models, primary_model="deb", ablation__modes=["uniform", "mean"]))
+    assert any(
+        p.startswith("ablation.modes: 'mean'") and "models.deb" in p and "'deberta-v2'" in p for p in found
+    ), found
+
+
+def test_renamed_finetune_seed_names_its_replacement() -> None:
+    from headlab.workflow.checks import check_renamed_keys
+
+    with pytest.raises(ConfigError, match=r"finetune\.seed is no longer a key: use finetune\.seeds"):
+        check_renamed_keys({"finetune": {"seed": 42}})
+    check_renamed_keys({"finetune": {"seeds": [42]}})

@@ -201,6 +201,8 @@ class SweepStatistics:
 
 def sweep_statistics(job: SweepStatistics, logger: logging.Logger) -> None:
     """Rule sweep_statistics: intervals, tests, BH and the best-head estimates of one sweep."""
+    import dataclasses
+
     import polars as pl
 
     from headlab.analysis.sweep_statistics import StatisticsSettings
@@ -209,7 +211,10 @@ def sweep_statistics(job: SweepStatistics, logger: logging.Logger) -> None:
     from headlab.io.parquet import write_table
 
     task = get_task(job.task)
-    settings = StatisticsSettings(**job.settings)
+    known = {f.name for f in dataclasses.fields(StatisticsSettings)}
+    settings = StatisticsSettings(
+        **{k: v for k, v in job.settings.items() if k in known}
+    )  # top_k: mode agreement
     sweeps = pl.concat([pl.read_parquet(path) for path in job.sweeps])
     named = [pl.read_parquet(path).filter(pl.col("kind") != "baseline") for path in job.masks]
     predictions = pl.concat([sweeps, *named])

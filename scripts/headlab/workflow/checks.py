@@ -86,6 +86,14 @@ def _model_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _seed_problems(config: Mapping[str, Any]) -> list[str]:
+    finetune = config.get("finetune", {})
+    chosen, seeds = finetune.get("analysis_seed"), finetune.get("seeds", [])
+    if chosen is not None and chosen not in seeds:
+        return [f"finetune.analysis_seed: {chosen} is not one of finetune.seeds {list(seeds)}"]
+    return []
+
+
 def _cap_problems(config: Mapping[str, Any]) -> list[str]:
     """Per-task caps (data.max_*_examples as a mapping) must name configured tasks."""
     problems = []
@@ -206,6 +214,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         + _mask_problems(config)
         + _cap_problems(config)
         + _mean_mode_problems(config)
+        + _seed_problems(config)
     )
     if problems:
         raise ConfigError(problems)
