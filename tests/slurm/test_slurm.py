@@ -263,8 +263,13 @@ def test_profile_dry_run_plans_local_and_cluster_jobs(tmp_path: Path) -> None:
 
 
 def small_config(model_dir: Path, glue_dir: Path) -> dict[str, Any]:
-    """configs/test.yaml on the tiny model: MRPC only, uniform only, its one named mask."""
-    return variant(tiny_workflow_config(model_dir, glue_dir), tasks=["MRPC"], ablation__modes=["uniform"])
+    """configs/test.yaml on the tiny model: MRPC only, uniform only, one seed, its one named mask."""
+    return variant(
+        tiny_workflow_config(model_dir, glue_dir),
+        tasks=["MRPC"],
+        ablation__modes=["uniform"],
+        finetune__seeds=[42],
+    )
 
 
 def run_snakemake(workdir: Path, args: list[str], timeout: int, prefix: Sequence[str] = ()) -> Run:

@@ -487,10 +487,11 @@ def test_report_collects_figures_with_captions(tiny_run: TinyRun) -> None:
         assert any(n.endswith("figure8.pdf") for n in names), names
         assert any(n.endswith("figure9.pdf") for n in names), names
         assert any(n.endswith("table1.csv") for n in names), names
+        assert any(n.endswith("claims.md") for n in names), names
         text = " ".join(
             archive.read(n).decode("utf-8", "ignore") for n in names if n.endswith((".html", ".js"))
         )
-    for caption in ("figure8.rst", "figure9.rst", "table1.rst"):
+    for caption in ("figure8.rst", "figure9.rst", "table1.rst", "claims.rst", "mode_agreement.rst"):
         sentence = (REPO / "report" / caption).read_text().split(";")[0].strip()[:60]
         assert sentence in text, f"caption of {caption} missing from the report"
 
