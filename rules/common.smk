@@ -177,10 +177,21 @@ def agreement_tables(model):
 
 
 def framenet_effect_table(model):
-    """The Sec. 5 experiment's table of one model when a FrameNet folder is configured, else none."""
-    if not config["framenet"]["corpus_dir"]:
+    """The Sec. 5 experiment's table of one model when the FrameNet folder is there, else none
+    (the claims table then says why its row is not run)."""
+    if framenet_missing():
         return []
     return f"results/{model}/framenet_effect.parquet"
+
+
+def framenet_missing():
+    """Why the Sec. 5 experiment cannot run (no framenet.corpus_dir, or no such folder), or None."""
+    corpus = config["framenet"]["corpus_dir"]
+    if not corpus:
+        return "framenet.corpus_dir is null"
+    if not Path(corpus).expanduser().is_dir():
+        return f"framenet.corpus_dir {corpus} is not a folder (from {Path.cwd()})"
+    return None
 
 
 def feature_checkpoint(wildcards):

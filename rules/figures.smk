@@ -186,6 +186,7 @@ rule claims:
         settings=config["statistics"],
         claim_settings=config["claims"],
         modes=MODES,
+        framenet_missing=framenet_missing(),
     script:
         "../scripts/claims.py"
 

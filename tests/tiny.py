@@ -89,6 +89,20 @@ def _sentence(rng: random.Random, sentiment: str) -> str:
     return f"the {subject} was {adverb} {rng.choice(words)} ."
 
 
+STSB_COLUMNS = (
+    "index",
+    "genre",
+    "filename",
+    "year",
+    "old_index",
+    "source1",
+    "source2",
+    "sentence1",
+    "sentence2",
+    "score",
+)
+
+
 def write_tiny_glue(folder: Path, tasks: tuple[str, ...] = ("MRPC", "SST-2", "RTE"), rows: int = 40) -> Path:
     """Synthetic train/dev TSVs whose labels follow the words, in the real files' layouts."""
     rng = random.Random(7)
@@ -108,10 +122,16 @@ def write_tiny_glue(folder: Path, tasks: tuple[str, ...] = ("MRPC", "SST-2", "RT
                     lines.append(f"{a} \t{label}")
                 elif task == "RTE":
                     lines.append(f"{i}\t{a}\t{b}\t{'entailment' if label == '1' else 'not_entailment'}")
+                elif task == "STS-B":
+                    score = 4.0 * int(label) + rng.random()  # similar sentences score high
+                    lines.append(
+                        f"{i}\tmain-captions\tMSRvid\t2012test\t{i:04d}\tnone\tnone\t{a}\t{b}\t{score:.3f}"
+                    )
             header = {
                 "MRPC": "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String",
                 "SST-2": "sentence\tlabel",
                 "RTE": "index\tsentence1\tsentence2\tlabel",
+                "STS-B": "\t".join(STSB_COLUMNS),
             }[task]
             (folder / task / f"{split}.tsv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
     return folder

@@ -124,3 +124,10 @@ def test_markdown_has_one_row_per_claim_and_the_counts() -> None:
     assert len(rows) == len(CLAIM_IDS)
     assert f"{len(CLAIM_IDS)} not run" in text
     assert all(v in VERDICTS for v in table["verdict"])
+
+
+def test_missing_framenet_folder_is_named_in_the_not_run_note() -> None:
+    why = "framenet.corpus_dir ../shared/data/framenet_v15 is not a folder (from /somewhere)"
+    table = claims_table(ClaimInputs(model="m", tasks=["SST-2"], framenet_missing=why))
+    row = table.filter(pl.col("claim_id") == "framenet_heads_harmless").row(0, named=True)
+    assert row["verdict"] == "not run" and why in row["note"]

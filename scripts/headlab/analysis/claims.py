@@ -74,6 +74,7 @@ class ClaimInputs:
     agreement: pl.DataFrame | None = None  # rule mode_agreement's, every task
     modes: Sequence[str] = ("uniform",)
     framenet_effect: pl.DataFrame | None = None  # rule framenet_effect's
+    framenet_missing: str | None = None  # why the FrameNet experiment is not in the run
     agreement_threshold: float = 0.5
     no_harm_margin: float = 0.01
     resamples: int = 1000
@@ -253,7 +254,7 @@ def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
         ),
         _pair_claim(inputs),
         modes_agree_claim(inputs.agreement, list(inputs.modes), inputs.agreement_threshold),
-        framenet_claim(inputs.framenet_effect, inputs.no_harm_margin),
+        framenet_claim(inputs.framenet_effect, inputs.no_harm_margin, inputs.framenet_missing),
     ]
     if [r["claim_id"] for r in rows] != list(CLAIM_IDS):
         raise AssertionError("claims_table and CLAIM_IDS list different claims")

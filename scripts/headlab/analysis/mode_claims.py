@@ -64,7 +64,9 @@ def modes_agree_claim(
     }
 
 
-def framenet_claim(effect: pl.DataFrame | None, margin: float) -> dict[str, object]:
+def framenet_claim(
+    effect: pl.DataFrame | None, margin: float, missing: str | None = None
+) -> dict[str, object]:
     row = claim_row(
         "framenet_heads_harmless",
         "5",
@@ -74,7 +76,7 @@ def framenet_claim(effect: pl.DataFrame | None, margin: float) -> dict[str, obje
         f"lies above -{100 * margin:g} points",
     )
     if effect is None or effect.height == 0:
-        return not_run(row, "no FrameNet experiment in the run (framenet.corpus_dir)")
+        return not_run(row, f"no FrameNet experiment in the run ({missing or 'framenet.corpus_dir'})")
     lows, highs = effect["ci_low"].to_list(), effect["ci_high"].to_list()
     if any(hi < 0 for hi in highs):
         verdict = "contradicted"

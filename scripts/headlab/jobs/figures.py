@@ -78,6 +78,7 @@ class Claims:
     md: Path
     agreement: list[Path] | None = None  # mode_agreement, every task (two modes or more)
     framenet_effect: Path | None = None  # framenet_effect of the model (with a FrameNet folder)
+    framenet_missing: str | None = None  # why there is none
     log: Path | None = None
     threads: int = 1
 
@@ -116,6 +117,7 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         agreement=pl.concat([pl.read_parquet(p) for p in job.agreement]) if job.agreement else None,
         modes=list(job.modes),
         framenet_effect=pl.read_parquet(job.framenet_effect) if job.framenet_effect else None,
+        framenet_missing=job.framenet_missing,
         agreement_threshold=float(job.claim_settings["agreement_threshold"]),
         no_harm_margin=float(job.claim_settings["no_harm_margin"]),
         resamples=int(job.settings["resamples"]),
