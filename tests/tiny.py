@@ -135,3 +135,24 @@ def write_tiny_glue(folder: Path, tasks: tuple[str, ...] = ("MRPC", "SST-2", "RT
             }[task]
             (folder / task / f"{split}.tsv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
     return folder
+
+
+def eager_context(
+    self_attention: torch.nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """(batch, tokens, hidden) a BERT self-attention's context vectors, computed by hand."""
+    batch, tokens, _ = hidden.shape
+    size = self_attention.attention_head_size
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return x.view(batch, tokens, -1, size).transpose(1, 2)  # (batch, heads, tokens, head_dim)
+
+    q, k, v = (
+        split(self_attention.query(hidden)),
+        split(self_attention.key(hidden)),
+        split(self_attention.value(hidden)),
+    )
+    scores = q @ k.transpose(2, 3) / size**0.5  # (batch, heads, query, key)
+    scores = scores.masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
+    context = scores.softmax(-1) @ v  # (batch, heads, query, head_dim)
+    return context.transpose(1, 2).reshape(batch, tokens, -1)

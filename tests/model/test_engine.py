@@ -8,7 +8,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from headlab.model.engine import ENGINE_KEY, Controls, Intervention, engine_attached
-from tiny import tiny_classifier
+from tiny import eager_context, tiny_classifier
 
 LAYERS, HEADS = 2, 4
 
@@ -121,7 +121,7 @@ def test_zero_equals_hand_computation(model, inputs):
     self_attention = layer.attention.self
     size = self_attention.attention_head_size
     with torch.no_grad():
-        context = _eager_context(self_attention, hidden, inputs["attention_mask"])  # (batch, tokens, hidden)
+        context = eager_context(self_attention, hidden, inputs["attention_mask"])  # (batch, tokens, hidden)
         context[0, :, 3 * size : 4 * size] = 0
         attention_out = layer.attention.output(context, hidden)
         expected = layer.output(layer.intermediate(attention_out), attention_out)
@@ -129,24 +129,6 @@ def test_zero_equals_hand_computation(model, inputs):
         model, Controls(Intervention(disabled(3, (0, 1, 3)), "zero")), **inputs
     ).hidden_states[2]
     torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-5)
-
-
-def _eager_context(self_attention, hidden, attention_mask):
-    batch, tokens, _ = hidden.shape
-    size = self_attention.attention_head_size
-
-    def split(x):
-        return x.view(batch, tokens, -1, size).transpose(1, 2)  # (batch, heads, tokens, head_dim)
-
-    q, k, v = (
-        split(self_attention.query(hidden)),
-        split(self_attention.key(hidden)),
-        split(self_attention.value(hidden)),
-    )
-    scores = q @ k.transpose(2, 3) / size**0.5  # (batch, heads, query, key)
-    scores = scores.masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
-    context = scores.softmax(-1) @ v  # (batch, heads, query, head_dim)
-    return context.transpose(1, 2).reshape(batch, tokens, -1)
 
 
 def test_per_row_masks_equal_separate_runs(model, inputs):

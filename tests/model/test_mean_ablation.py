@@ -21,7 +21,7 @@ from headlab.model.batching import encode, eval_batches
 from headlab.model.engine import Controls, EngineError, Intervention, engine_attached
 from headlab.model.head_means import means_table, read_means, reference_means
 from headlab.model.masks import baseline_mask, parse_named_mask, sweep_masks
-from tiny import tiny_classifier, tiny_tokenizer
+from tiny import eager_context, tiny_classifier, tiny_tokenizer
 
 LAYERS, HEADS = 2, 4
 RTOL, ATOL = 1e-5, 1e-5
@@ -41,24 +41,6 @@ def inputs():
     attention_mask[2, 4:] = 0
     input_ids[attention_mask == 0] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask}
-
-
-def eager_context(self_attention, hidden, attention_mask):
-    """(batch, tokens, hidden) the layer's context vectors, computed by hand."""
-    batch, tokens, _ = hidden.shape
-    size = self_attention.attention_head_size
-
-    def split(x):
-        return x.view(batch, tokens, -1, size).transpose(1, 2)  # (batch, heads, tokens, head_dim)
-
-    q, k, v = (
-        split(self_attention.query(hidden)),
-        split(self_attention.key(hidden)),
-        split(self_attention.value(hidden)),
-    )
-    scores = q @ k.transpose(2, 3) / size**0.5  # (batch, heads, query, key)
-    scores = scores.masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
-    return (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, tokens, -1)
 
 
 def hidden_states(model, inputs, controls=None):

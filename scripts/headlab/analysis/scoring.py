@@ -89,6 +89,15 @@ def _prediction_columns(task: TaskSpec, logits: np.ndarray, gold: np.ndarray) ->
     }
 
 
+def _seed_key_columns(model: str, task: TaskSpec, seed: int, rows: int) -> dict[str, pa.Array]:
+    """The SEED_KEY columns (model, task, seed), constant over `rows` rows."""
+    return {
+        "model": pa.array([model] * rows, pa.string()),
+        "task": pa.array([task.name] * rows, pa.string()),
+        "seed": pa.array(np.full(rows, seed, dtype=np.int64)),
+    }
+
+
 def predictions_table(
     model: str, task: TaskSpec, seed: int, logits: dict[str, np.ndarray], gold: np.ndarray
 ) -> pa.Table:
@@ -96,9 +105,7 @@ def predictions_table(
     stacked = np.stack(list(logits.values()))  # (conditions, examples, labels)
     n = stacked.shape[1]
     columns = {
-        "model": pa.array([model] * (len(logits) * n), pa.string()),
-        "task": pa.array([task.name] * (len(logits) * n), pa.string()),
-        "seed": pa.array(np.full(len(logits) * n, seed, dtype=np.int64)),
+        **_seed_key_columns(model, task, seed, len(logits) * n),
         "condition": pa.array(np.repeat(list(logits), n), pa.string()),
         **_prediction_columns(task, stacked, gold),
     }
@@ -122,9 +129,7 @@ def sweep_predictions_table(
         return pa.array(np.repeat(np.array(values, dtype=object), n).tolist(), kind)
 
     columns = {
-        "model": pa.array([model] * rows, pa.string()),
-        "task": pa.array([task.name] * rows, pa.string()),
-        "seed": pa.array(np.full(rows, seed, dtype=np.int64)),
+        **_seed_key_columns(model, task, seed, rows),
         "mode": pa.array([mode] * rows, pa.string()),
         "mask": per_mask([m.name for m in masks], pa.string()),
         "kind": per_mask([m.kind for m in masks], pa.string()),
