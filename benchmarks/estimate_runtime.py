@@ -86,11 +86,20 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
             "evaluate": (f"evaluate/*/{task}/seed-*.benchmark.tsv", 3 * dev_tokens),
             "ablate_sweep": (f"ablate_sweep/*/{task}/seed-*/*.benchmark.tsv", masks * dev_tokens),
             "ablate_mask": (f"ablate_mask/*/{task}/seed-*/*/*.benchmark.tsv", 2 * dev_tokens),
-            "attention_stats": (f"attention_stats/*/{task}/*.benchmark.tsv", sample),
-            "attention_drift": (f"attention_drift/*/{task}.benchmark.tsv", 2 * sample),
+            # the pretrained encoder's statistics cost as much per token as a fine-tuned one's
+            "attention_stats": (
+                f"attention_stats/*/{task}/**/*.benchmark.tsv",
+                f"pretrained_attention_stats/*/{task}.benchmark.tsv",
+                sample,
+            ),
+            "attention_drift": (  # per seed; a run from before seeds were its wildcard: per task
+                f"attention_drift/*/{task}/seed-*.benchmark.tsv",
+                f"attention_drift/*/{task}.benchmark.tsv",
+                2 * sample,
+            ),
         }
-        for rule, (pattern, work) in per_rule.items():
-            found[rule] += [(path, work) for path in logs.glob(pattern)]
+        for rule, (*patterns, work) in per_rule.items():
+            found[rule] += [(path, work) for pattern in patterns for path in logs.glob(pattern)]
     return found
 
 
@@ -115,8 +124,8 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
         total["evaluate"] += seeds * 3 * dev
         total["ablate_sweep"] += seeds * modes * dev  # x masks below
         total["ablate_mask"] += seeds * modes * named * 2 * dev
-        total["attention_stats"] += 2 * sample
-        total["attention_drift"] += 2 * sample
+        total["attention_stats"] += (1 + seeds) * sample  # the pretrained encoder once, each seed's
+        total["attention_drift"] += seeds * 2 * sample
         if config["framenet"]["corpus_dir"]:
             # the FrameNet heads and the random sets, each run from its lowest layer like a sweep's
             # masks: the sweep's cost per mask and dev token
@@ -128,8 +137,8 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
             ("evaluate", seeds),
             ("ablate_sweep", seeds * modes),
             ("ablate_mask", seeds * modes * named),
-            ("attention_stats", 2),
-            ("attention_drift", 1),
+            ("attention_stats", 1 + seeds),
+            ("attention_drift", seeds),
         ):
             jobs[rule] += count
     return {**total, **{f"{rule}#jobs": n for rule, n in jobs.items()}}

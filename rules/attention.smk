@@ -1,6 +1,7 @@
 # Where attention goes (Sec. 4.1, 4.4, 4.5) and how fine-tuning changes it (Sec. 4.3, Figure 5):
-# per-example statistics of the pretrained and the fine-tuned model, the per-head cosine between
-# the two, and the figure.
+# per-example statistics of the pretrained encoder (once) and of the model fine-tuned from it
+# (per fine-tuning seed), the per-head cosine between the two (per seed), and the figure (of
+# finetune.analysis_seed).
 
 
 localrules:
@@ -14,11 +15,11 @@ rule attention_stats:
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("attention", "attention_stats"),
     output:
-        table="results/{model}/{task}/attention/{variant}.parquet",
+        table=analysis_path("attention"),
     log:
-        "logs/attention_stats/{model}/{task}/{variant}.log",
+        "logs/attention_stats/{model}/{task}/seed-{seed}/{variant}.log",
     benchmark:
-        "logs/attention_stats/{model}/{task}/{variant}.benchmark.tsv"
+        "logs/attention_stats/{model}/{task}/seed-{seed}/{variant}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -28,7 +29,7 @@ rule attention_stats:
     params:
         model_entry=model_entry,
         max_examples=config["attention"]["max_examples"],
-        seed=config["attention"]["seed"],
+        sample_seed=config["attention"]["seed"],
         batch_size=config["attention"]["batch_size"],
         level=config["attention"]["level"],
         max_length=config["max_length"],
@@ -37,22 +38,34 @@ rule attention_stats:
         "../scripts/attention_stats.py"
 
 
+# The pretrained encoder's statistics: no checkpoint, no fine-tuning seed, computed once.
+use rule attention_stats as pretrained_attention_stats with:
+    input:
+        dev="resources/glue/{task}/dev.parquet",
+        code=job_code("attention", "attention_stats"),
+    output:
+        table=analysis_path("attention", "pretrained"),
+    log:
+        "logs/pretrained_attention_stats/{model}/{task}.log",
+    benchmark:
+        "logs/pretrained_attention_stats/{model}/{task}.benchmark.tsv"
+    params:
+        variant="pretrained",
+
+
 rule attention_drift:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint,
-            init="pretrained",
-            seed=ANALYSIS_SEED,
-            allow_missing=True,
+            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("attention", "attention_drift"),
     output:
-        table="results/{model}/{task}/drift.parquet",
+        table="results/{model}/{task}/seed-{seed}/drift.parquet",
     log:
-        "logs/attention_drift/{model}/{task}.log",
+        "logs/attention_drift/{model}/{task}/seed-{seed}.log",
     benchmark:
-        "logs/attention_drift/{model}/{task}.benchmark.tsv"
+        "logs/attention_drift/{model}/{task}/seed-{seed}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -62,7 +75,7 @@ rule attention_drift:
     params:
         model_entry=model_entry,
         max_examples=config["attention"]["max_examples"],
-        seed=config["attention"]["seed"],
+        sample_seed=config["attention"]["seed"],
         batch_size=config["attention"]["batch_size"],
         max_length=config["max_length"],
         device=config["device"],
@@ -73,7 +86,10 @@ rule attention_drift:
 rule model_figure5:
     input:
         tables=expand(
-            rules.attention_drift.output.table, task=TASKS, allow_missing=True
+            rules.attention_drift.output.table,
+            task=TASKS,
+            seed=ANALYSIS_SEED,
+            allow_missing=True,
         ),
         code=job_code("attention", "plot_drift"),
     output:
@@ -100,7 +116,10 @@ rule model_figure5:
 use rule model_figure5 as figure5 with:
     input:
         tables=expand(
-            rules.attention_drift.output.table, model=PRIMARY_MODEL, task=TASKS
+            rules.attention_drift.output.table,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            seed=ANALYSIS_SEED,
         ),
         code=job_code("attention", "plot_drift"),
     output:

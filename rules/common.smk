@@ -25,16 +25,19 @@ MODES = config["ablation"]["modes"]
 MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 INITS = ["pretrained", "random"]
-# Fine-tuning seeds (a wildcard of fine-tuning, scoring and ablation); the attention analyses
-# read the checkpoints of one of them (finetune.analysis_seed, default the first).
+# Fine-tuning seeds: a wildcard of fine-tuning, scoring, ablation and the attention analyses of
+# the fine-tuned models. The claims read every seed; the attention figures (1, 2, 5-7) show one
+# (finetune.analysis_seed, default the first).
 SEEDS = [str(seed) for seed in config["finetune"]["seeds"]]
 ANALYSIS_SEED = str(config["finetune"].get("analysis_seed") or SEEDS[0])
 # finetune.* as the training settings of one seed (the seed comes from the wildcard).
 TRAINING_SETTINGS = {
     k: v for k, v in config["finetune"].items() if k not in ("seeds", "analysis_seed")
 }
-# Attention statistics are computed on the pretrained encoder and on the model fine-tuned from it.
+# Attention statistics are computed on the pretrained encoder (once: no seed) and on the model
+# fine-tuned from it (per seed).
 VARIANTS = list(ANALYSIS_VARIANTS)
+FINETUNED_VARIANTS = [v for v in VARIANTS if checkpoint_init(v) is not None]
 # data.source auto: the local GLUE folder when it is there, else the hub (said once, at start).
 DATA_SOURCE = resolve_source(config["data"]["source"], config["data"]["local_dir"])
 if config["data"]["source"] == "auto":
@@ -62,7 +65,7 @@ wildcard_constraints:
     mode=one_of(["uniform", "zero", "mean"]),
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
-    variant=one_of(VARIANTS),
+    variant=one_of(FINETUNED_VARIANTS),  # the pretrained encoder's rules have no variant wildcard
 
 
 def model_entry(wildcards):
@@ -194,31 +197,39 @@ def framenet_missing():
     return None
 
 
+def analysis_path(kind, variant="{variant}", seed="{seed}"):
+    """Where an attention analysis table (`kind`: attention, features, token_to_token,
+    cls_attention, patterns) of one variant lies: the pretrained encoder's once per model and
+    task, a fine-tuned variant's under the folder of its fine-tuning seed."""
+    if variant in VARIANTS and checkpoint_init(variant) is None:
+        return f"results/{{model}}/{{task}}/{kind}/{variant}.parquet"
+    return f"results/{{model}}/{{task}}/seed-{seed}/{kind}/{variant}.parquet"
+
+
 def feature_checkpoint(wildcards):
-    """The checkpoint a job of a variant reads (feature_attention, attention_stats,
-    pattern_classes), from the one variant table (headlab.model.variants): none for pretrained.
+    """The checkpoint a job of a fine-tuned variant reads (feature_attention, attention_stats,
+    pattern_classes): its seed's, of the init the variant table (headlab.model.variants) names.
     """
-    init = checkpoint_init(wildcards.variant)
-    if init is None:
-        return []
     return expand(
         rules.finetune.output.checkpoint,
         model=wildcards.model,
         task=wildcards.task,
-        init=init,
-        seed=ANALYSIS_SEED,
+        init=checkpoint_init(wildcards.variant),
+        seed=wildcards.seed,
     )
 
 
 def feature_tables_of(model, kind):
-    """One model's feature_attention tables of one kind (features, token_to_token, cls_attention): every task, both variants."""
-    return expand(
-        "results/{model}/{task}/{kind}/{variant}.parquet",
-        model=model,
-        task=TASKS,
-        kind=kind,
-        variant=VARIANTS,
-    )
+    """One model's feature_attention tables of one kind (features, token_to_token,
+    cls_attention): every task, both variants, the fine-tuned one of finetune.analysis_seed.
+    """
+    return [
+        path
+        for variant in VARIANTS
+        for path in expand(
+            analysis_path(kind, variant, ANALYSIS_SEED), model=model, task=TASKS
+        )
+    ]
 
 
 def model_alias(wildcards):
@@ -246,11 +257,19 @@ def pattern_cnn_model(wildcards):
 
 def pattern_cnn_inputs(wildcards):
     """The inputs of pattern_classes besides the statistics when the CNN classifies (else
-    {}): the CNN, the dev table and the variant's checkpoint (none for "pretrained")."""
+    {}): the CNN, the dev table and the fine-tuned variant's checkpoint."""
     inputs = pattern_cnn_model(wildcards)
     if inputs:
         inputs["dev"] = f"resources/glue/{wildcards.task}/dev.parquet"
         inputs["checkpoint"] = feature_checkpoint(wildcards)
+    return inputs
+
+
+def pretrained_pattern_cnn_inputs(wildcards):
+    """pattern_cnn_inputs of the pretrained encoder's pattern_classes: no checkpoint."""
+    inputs = pattern_cnn_model(wildcards)
+    if inputs:
+        inputs["dev"] = f"resources/glue/{wildcards.task}/dev.parquet"
     return inputs
 
 
@@ -279,21 +298,24 @@ def get_final_output():
     targets += expand(
         "results/{model}/figure{number}.pdf", model=MODELS, number=[5, 6, 7]
     )
+    for variant in VARIANTS:  # every seed's, as the claims read them
+        targets += expand(
+            analysis_path("attention", variant), model=MODELS, task=TASKS, seed=SEEDS
+        )
     targets += expand(
-        "results/{model}/{task}/attention/{variant}.parquet",
+        "results/{model}/{task}/seed-{seed}/drift.parquet",
         model=MODELS,
         task=TASKS,
-        variant=VARIANTS,
+        seed=SEEDS,
     )
     if config["framenet"]["corpus_dir"]:
         targets += ["results/figure3.pdf"]
         targets += expand("results/{model}/figure3.pdf", model=MODELS)
     targets += ["results/figure1.pdf", "results/figure2.pdf"]
     targets += expand(
-        "results/{model}/{task}/patterns/{variant}.parquet",
+        analysis_path("patterns", config["patterns"]["variant"], ANALYSIS_SEED),
         model=MODELS,
         task=TASKS,
-        variant=config["patterns"]["variant"],
     )
     if config["patterns"]["labels"]:
         targets += expand("results/{model}/pattern_cnn/metrics.parquet", model=MODELS)

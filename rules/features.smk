@@ -1,6 +1,7 @@
 # Attention to linguistic features (Sec. 4.4, Figure 6) and token-to-token attention
 # (Sec. 4.5, Figure 7): spaCy parses of each task's dev sentences (once per task), the
-# per-head statistics of the pretrained and the fine-tuned model, and the figures.
+# per-head statistics of the pretrained encoder (once) and of the fine-tuned model (per
+# fine-tuning seed), and the figures (of finetune.analysis_seed).
 
 
 localrules:
@@ -40,13 +41,13 @@ rule feature_attention:
         checkpoint=feature_checkpoint,
         code=job_code("features", "feature_attention"),
     output:
-        features="results/{model}/{task}/features/{variant}.parquet",
-        token_to_token="results/{model}/{task}/token_to_token/{variant}.parquet",
-        cls_attention="results/{model}/{task}/cls_attention/{variant}.parquet",
+        features=analysis_path("features"),
+        token_to_token=analysis_path("token_to_token"),
+        cls_attention=analysis_path("cls_attention"),
     log:
-        "logs/feature_attention/{model}/{task}/{variant}.log",
+        "logs/feature_attention/{model}/{task}/seed-{seed}/{variant}.log",
     benchmark:
-        "logs/feature_attention/{model}/{task}/{variant}.benchmark.tsv"
+        "logs/feature_attention/{model}/{task}/seed-{seed}/{variant}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -59,10 +60,28 @@ rule feature_attention:
         batch_size=config["attention"]["batch_size"],
         level=config["attention"]["level"],
         max_examples=config["attention"]["max_examples"],
-        seed=config["attention"]["seed"],
+        sample_seed=config["attention"]["seed"],
         device=config["device"],
     script:
         "../scripts/feature_attention.py"
+
+
+# The pretrained encoder's tables: no checkpoint, no fine-tuning seed, computed once.
+use rule feature_attention as pretrained_feature_attention with:
+    input:
+        dev=expand(rules.prepare_task.output.table, split="dev", allow_missing=True),
+        parsed=rules.parse_task.output.table,
+        code=job_code("features", "feature_attention"),
+    output:
+        features=analysis_path("features", "pretrained"),
+        token_to_token=analysis_path("token_to_token", "pretrained"),
+        cls_attention=analysis_path("cls_attention", "pretrained"),
+    log:
+        "logs/pretrained_feature_attention/{model}/{task}.log",
+    benchmark:
+        "logs/pretrained_feature_attention/{model}/{task}.benchmark.tsv"
+    params:
+        variant="pretrained",
 
 
 rule model_figure6:

@@ -149,9 +149,13 @@ rule claims:
             model=PRIMARY_MODEL,
             task=TASKS,
             variant="finetuned",
+            seed=SEEDS,
         ),
         drift=expand(
-            rules.attention_drift.output.table, model=PRIMARY_MODEL, task=TASKS
+            rules.attention_drift.output.table,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            seed=SEEDS,
         ),
         agreement=agreement_tables(PRIMARY_MODEL),
         framenet_effect=framenet_effect_table(PRIMARY_MODEL),

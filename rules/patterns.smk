@@ -1,7 +1,7 @@
 # Self-attention pattern classes (Sec. 4.1, Figures 1 and 2): a seeded sample of maps of the
-# fine-tuned models to annotate, the paper's CNN trained on the labelled maps (when
-# patterns.labels is set), a class per head map (the CNN, else transparent rules on the
-# attention statistics), and the figures.
+# fine-tuned models to annotate (per fine-tuning seed), the paper's CNN trained on the labelled
+# maps (when patterns.labels is set), a class per head map (the CNN, else transparent rules on
+# the attention statistics), and the figures (of finetune.analysis_seed).
 
 
 localrules:
@@ -12,21 +12,18 @@ localrules:
 rule export_maps:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint,
-            init="pretrained",
-            seed=ANALYSIS_SEED,
-            allow_missing=True,
+            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("patterns", "export_maps"),
     output:
-        maps="results/{model}/{task}/maps/maps.parquet",
-        stats="results/{model}/{task}/maps/stats.parquet",
-        png=directory("results/{model}/{task}/maps/png"),
+        maps="results/{model}/{task}/seed-{seed}/maps/maps.parquet",
+        stats="results/{model}/{task}/seed-{seed}/maps/stats.parquet",
+        png=directory("results/{model}/{task}/seed-{seed}/maps/png"),
     log:
-        "logs/export_maps/{model}/{task}.log",
+        "logs/export_maps/{model}/{task}/seed-{seed}.log",
     benchmark:
-        "logs/export_maps/{model}/{task}.benchmark.tsv"
+        "logs/export_maps/{model}/{task}/seed-{seed}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -36,7 +33,7 @@ rule export_maps:
     params:
         maps_per_task=config["patterns"]["maps_per_task"],
         size=config["patterns"]["map_size"],
-        seed=config["patterns"]["seed"],
+        sample_seed=config["patterns"]["seed"],
         max_length=config["max_length"],
         batch_size=config["patterns"]["batch_size"],
         device=config["device"],
@@ -46,7 +43,12 @@ rule export_maps:
 
 rule train_pattern_cnn:
     input:
-        maps=expand(rules.export_maps.output.maps, task=TASKS, allow_missing=True),
+        maps=expand(
+            rules.export_maps.output.maps,
+            task=TASKS,
+            seed=ANALYSIS_SEED,
+            allow_missing=True,
+        ),
         labels=pattern_labels,
         code=job_code("patterns", "train_pattern_cnn"),
     output:
@@ -77,11 +79,11 @@ rule classify_maps:
         stats=rules.export_maps.output.stats,
         code=job_code("patterns", "classify_maps"),
     output:
-        table="results/{model}/{task}/maps/classes.parquet",
+        table="results/{model}/{task}/seed-{seed}/maps/classes.parquet",
     log:
-        "logs/classify_maps/{model}/{task}.log",
+        "logs/classify_maps/{model}/{task}/seed-{seed}.log",
     benchmark:
-        "logs/classify_maps/{model}/{task}.benchmark.tsv"
+        "logs/classify_maps/{model}/{task}/seed-{seed}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -98,14 +100,14 @@ rule classify_maps:
 rule pattern_classes:
     input:
         unpack(pattern_cnn_inputs),
-        stats="results/{model}/{task}/attention/{variant}.parquet",
+        stats=rules.attention_stats.output.table,
         code=job_code("patterns", "pattern_classes"),
     output:
-        table="results/{model}/{task}/patterns/{variant}.parquet",
+        table=analysis_path("patterns"),
     log:
-        "logs/pattern_classes/{model}/{task}/{variant}.log",
+        "logs/pattern_classes/{model}/{task}/seed-{seed}/{variant}.log",
     benchmark:
-        "logs/pattern_classes/{model}/{task}/{variant}.benchmark.tsv"
+        "logs/pattern_classes/{model}/{task}/seed-{seed}/{variant}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -122,11 +124,35 @@ rule pattern_classes:
         "../scripts/pattern_classes.py"
 
 
+# The pretrained encoder's classes (patterns.variant: pretrained): no checkpoint, no seed.
+use rule pattern_classes as pretrained_pattern_classes with:
+    input:
+        unpack(pretrained_pattern_cnn_inputs),
+        stats=rules.pretrained_attention_stats.output.table,
+        code=job_code("patterns", "pattern_classes"),
+    output:
+        table=analysis_path("patterns", "pretrained"),
+    log:
+        "logs/pretrained_pattern_classes/{model}/{task}.log",
+    benchmark:
+        "logs/pretrained_pattern_classes/{model}/{task}.benchmark.tsv"
+    params:
+        variant="pretrained",
+
+
 rule figure1:
     input:
-        maps=expand(rules.export_maps.output.maps, model=PRIMARY_MODEL, task=TASKS),
+        maps=expand(
+            rules.export_maps.output.maps,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            seed=ANALYSIS_SEED,
+        ),
         classes=expand(
-            rules.classify_maps.output.table, model=PRIMARY_MODEL, task=TASKS
+            rules.classify_maps.output.table,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+            seed=ANALYSIS_SEED,
         ),
         code=job_code("patterns", "figure1"),
     output:
@@ -147,7 +173,7 @@ rule figure1:
         mem_mb=2000,
         runtime=10,
     params:
-        title=f"{PRIMARY_MODEL}: typical self-attention map of each class",
+        title=f"{PRIMARY_MODEL} (seed {ANALYSIS_SEED}): typical self-attention map of each class",
     script:
         "../scripts/figure1.py"
 
@@ -155,10 +181,9 @@ rule figure1:
 rule figure2:
     input:
         tables=expand(
-            rules.pattern_classes.output.table,
+            analysis_path("patterns", config["patterns"]["variant"], ANALYSIS_SEED),
             model=PRIMARY_MODEL,
             task=TASKS,
-            variant=config["patterns"]["variant"],
         ),
         code=job_code("patterns", "figure2"),
     output:
@@ -179,6 +204,6 @@ rule figure2:
         mem_mb=2000,
         runtime=10,
     params:
-        title=f"{PRIMARY_MODEL}: self-attention classes per task ({config['patterns']['variant']})",
+        title=f"{PRIMARY_MODEL} (seed {ANALYSIS_SEED}): self-attention classes per task ({config['patterns']['variant']})",
     script:
         "../scripts/figure2.py"

@@ -172,6 +172,8 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
     modes, masks = len(config["ablation"]["modes"]), len(config["ablation"]["masks"])
     seeds = len(config["finetune"]["seeds"])
     framenet = bool(config.get("framenet", {}).get("corpus_dir"))
+    pretrained = config.get("patterns", {}).get("variant", "finetuned") == "pretrained"  # schema default
+    pattern_rule = "pretrained_pattern_classes" if pretrained else "pattern_classes"
     counts = Counter(
         {
             "prepare_task": 2 * tasks,  # train and dev
@@ -187,14 +189,17 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
             "framenet_ablation": tasks * models * seeds * modes if framenet else 0,
             "framenet_effect": models if framenet else 0,
             "parse_task": tasks,  # dev only, shared by every model
-            "feature_attention": 2 * tasks * models,  # pretrained and finetuned
-            "attention_stats": 2 * tasks * models,  # pretrained and finetuned
-            "attention_drift": tasks * models,
+            "pretrained_feature_attention": tasks * models,  # once: no seed
+            "feature_attention": tasks * models,  # finetuned, of finetune.analysis_seed (Figures 6, 7)
+            "pretrained_attention_stats": tasks * models,
+            "attention_stats": tasks * models * seeds,  # finetuned, every seed (the claims)
+            "attention_drift": tasks * models * seeds,
             "figure5": 1,
             "model_figure5": models,
             "export_maps": tasks,  # the primary model's maps, for annotation and Figure 1
             "classify_maps": tasks,
-            "pattern_classes": tasks * models,  # patterns.variant only
+            # patterns.variant only; the fine-tuned one of finetune.analysis_seed
+            pattern_rule: tasks * models,
             "figure1": 1,
             "figure2": 1,
             "collect_ablation": 1,

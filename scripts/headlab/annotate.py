@@ -1,7 +1,7 @@
 """Label exported attention maps by hand (Sec. 4.1: the paper annotated ~400 maps): a local web page.
 
-    python -m headlab.annotate --maps results/minilm/MRPC/maps/maps.parquet \\
-        --maps results/minilm/RTE/maps/maps.parquet --labels labels.csv --annotator ana
+    python -m headlab.annotate --maps results/minilm/SST-2/seed-42/maps/maps.parquet \\
+        --maps results/minilm/STS-B/seed-42/maps/maps.parquet --labels labels.csv --annotator ana
 
 then open the printed address (http://127.0.0.1:8765/ by default). The page shows one map at a
 time (the PNG that rule export_maps wrote beside the maps table, ``png/<map_id>.png``) with five

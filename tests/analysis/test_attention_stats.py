@@ -414,8 +414,9 @@ def test_stats_job_writes_the_sorted_long_table(tiny_inputs, tmp_path, variant, 
         model_entry={"alias": "tiny", "source": "local", "path": str(model_dir)},
         dev=dev,
         checkpoint=model_dir if variant == "finetuned" else None,
+        seed=43 if variant == "finetuned" else None,  # the checkpoint's fine-tuning seed
         max_examples=7,
-        seed=3,
+        sample_seed=3,
         batch_size=4,
         level=level,
         max_length=32,
@@ -436,7 +437,8 @@ def test_stats_job_writes_the_sorted_long_table(tiny_inputs, tmp_path, variant, 
     assert set(table["variant"].unique()) == {variant}
     assert table["layer"].min() == 1 and table["head"].max() == heads
     metadata = read_metadata(output)
-    assert (metadata["n_examples"], metadata["level"], metadata["seed"]) == (7, level, 3)
+    assert (metadata["n_examples"], metadata["level"], metadata["sample_seed"]) == (7, level, 3)
+    assert metadata["finetune_seed"] == (43 if variant == "finetuned" else None)
     wide = table.pivot(on="stat", index=["example", "layer", "head"], values="value")
     total = wide["cls"] + wide["sep"] + wide["within_segment"] + wide["across_segment"]
     np.testing.assert_allclose(total.to_numpy(), 1.0, atol=1e-5)
@@ -455,8 +457,9 @@ def test_drift_job_of_identical_models(tiny_inputs, tmp_path):
         model_entry=entry,
         dev=dev,
         checkpoint=model_dir,
+        seed=42,
         max_examples=6,
-        seed=1,
+        sample_seed=1,
         batch_size=4,
         max_length=32,
         device="cpu",
@@ -469,6 +472,7 @@ def test_drift_job_of_identical_models(tiny_inputs, tmp_path):
     assert table.select("layer", "head").equals(table.select("layer", "head").sort("layer", "head"))
     np.testing.assert_allclose(table["cosine_mean"].to_numpy(), 1.0, atol=1e-6)
     assert set(table["n_examples"]) == {6}
+    assert (read_metadata(output)["sample_seed"], read_metadata(output)["finetune_seed"]) == (1, 42)
 
 
 def test_chunks_follow_the_row_order_and_a_failed_write_leaves_nothing(tmp_path):

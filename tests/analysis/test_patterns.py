@@ -379,6 +379,10 @@ def test_export_maps_keeps_the_sampled_maps_of_a_tiny_bert(tmp_path: Path) -> No
     exported = export_maps(*args)
     again = export_maps(*args)
     assert exported.maps.equals(again.maps) and exported.stats.equals(again.stats)  # deterministic
+    seeded = export_maps(*args, finetune_seed=43).maps  # the same maps of seed 43's model
+    assert seeded.drop("map_id").equals(exported.maps.drop("map_id"))
+    assert [i.replace("__s43__", "__") for i in seeded["map_id"]] == exported.maps["map_id"].to_list()
+    assert all("__s43__e" in i for i in seeded["map_id"])  # no label of one seed names another's map
     assert dict(exported.maps.schema) == MAPS_SCHEMA and dict(exported.stats.schema) == STATS_SCHEMA
     keys = sample_maps(dev.height, 2, 4, 9, seed=3, task="MRPC")  # positions in the dev table
     got = [(r["example"], r["layer"], r["head"]) for r in exported.maps.iter_rows(named=True)]

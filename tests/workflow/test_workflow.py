@@ -39,6 +39,7 @@ import workflow_helpers
 from headlab.analysis.claim_rules import VERDICTS
 from headlab.analysis.claims import CLAIM_IDS
 from headlab.data.tasks import TASKS, get_task
+from headlab.io.parquet import read_metadata
 from tiny import write_tiny_glue, write_tiny_model
 from workflow_helpers import (
     AGGREGATE_RULES,
@@ -397,8 +398,10 @@ def test_new_mask_runs_only_its_jobs(tiny_run: TinyRun, tmp_path: Path) -> None:
 
 
 def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, tmp_path: Path) -> None:
-    """finetune.seeds + [7]: the fine-tuning, scoring and ablation jobs of seed 7 only, and once
-    each the rules that read every seed (statistics, Table 1, claims, Figures 8 and 9)."""
+    """finetune.seeds + [7]: the fine-tuning, scoring, ablation and attention jobs of seed 7 only
+    (the claims read every seed's attention statistics and drift), and once each the rules that
+    read every seed (statistics, Table 1, claims, Figures 8 and 9); not the attention figures,
+    which show finetune.analysis_seed."""
     config = variant(tiny_run.config, finetune__seeds=[*tiny_run.seeds, 7])
     run = require_success(
         snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
@@ -409,7 +412,8 @@ def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, 
     assert all(j.rule in SEED_COLLECTING_RULES for j in jobs if "seed" not in j.wildcards), run.describe()
     one_seed = expected_job_counts(variant(config, finetune__seeds=[7]))
     tasks, modes = len(config["tasks"]), len(config["ablation"]["modes"])
-    expected = {rule: one_seed[rule] for rule in ("finetune", "evaluate", "ablate_sweep", "ablate_mask")}
+    seed_jobs = ("finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift")
+    expected = {rule: one_seed[rule] for rule in seed_jobs}
     expected |= {
         "sweep_statistics": tasks * modes,
         "mode_agreement": tasks if modes >= 2 else 0,
@@ -474,7 +478,8 @@ def test_editing_the_shared_figure_module_reruns_every_figure_and_nothing_else(t
 def test_editing_a_model_module_reruns_the_model_jobs(tiny_run: TinyRun) -> None:
     rules = edited_dry_run(tiny_run, "model/engine.py")
     model_jobs = {"finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift"}
-    assert model_jobs | {"feature_attention", "export_maps", "pattern_classes"} <= rules, rules
+    attention_jobs = {"feature_attention", "pretrained_feature_attention", "pretrained_attention_stats"}
+    assert model_jobs | attention_jobs | {"export_maps", "pattern_classes"} <= rules, rules
     # the data jobs read no model code
     assert not {"prepare_task", "parse_task"} & rules, rules
 
@@ -885,22 +890,27 @@ def test_minilm_attention_analyses_on_real_mrpc(tmp_path: Path, glue_dir: Path) 
     )
     workdir, configfile = scratch(tmp_path, config)
     figures = [f"results/figure{n}.pdf" for n in (1, 2, 5, 6, 7)]
-    require_success(snakemake(workdir, targets=figures, configfile=configfile))
+    pretrained_stats = f"results/{config['models'][0]['alias']}/MRPC/attention/pretrained.parquet"
+    require_success(snakemake(workdir, targets=[*figures, pretrained_stats], configfile=configfile))
 
     layers, heads = model_dimensions(Path(minilm.get_model_path()))
     alias = config["models"][0]["alias"]
     task_dir = workdir / "results" / alias / "MRPC"
+    seed_dir = task_dir / "seed-42"  # the fine-tuned model's tables lie under its seed
     for figure in figures:
         assert (workdir / figure).read_bytes().startswith(b"%PDF"), figure
-    stats = pl.read_parquet(task_dir / "attention" / "finetuned.parquet")
+    stats = pl.read_parquet(seed_dir / "attention" / "finetuned.parquet")
+    assert read_metadata(seed_dir / "attention" / "finetuned.parquet")["finetune_seed"] == 42
+    assert read_metadata(workdir / pretrained_stats)["finetune_seed"] is None  # once per model and task
     assert stats["example"].n_unique() == 16
     assert stats.select(pl.struct("layer", "head").n_unique()).item() == layers * heads
     mass = stats.filter(pl.col("stat").is_in(["cls", "sep", "within_segment", "across_segment"]))
     totals = mass.group_by("example", "layer", "head").agg(pl.col("value").sum())["value"]
     np.testing.assert_allclose(totals.to_numpy(), 1.0, atol=1e-4)  # pairs: the four parts add up
-    drift = pl.read_parquet(task_dir / "drift.parquet")
+    drift = pl.read_parquet(seed_dir / "drift.parquet")
     assert drift.height == layers * heads and drift["cosine_mean"].is_between(0, 1 + 1e-6).all()
-    features = pl.read_parquet(task_dir / "features" / "finetuned.parquet")
+    features = pl.read_parquet(seed_dir / "features" / "finetuned.parquet")
     assert {"noun", "verb", "cls", "sep"} <= set(features["feature"])
-    patterns = pl.read_parquet(task_dir / "patterns" / "finetuned.parquet")
+    assert (task_dir / "features" / "pretrained.parquet").exists()
+    patterns = pl.read_parquet(seed_dir / "patterns" / "finetuned.parquet")
     assert patterns.height == 16 * layers * heads

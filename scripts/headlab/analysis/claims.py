@@ -6,8 +6,8 @@ Verdict rule for a claim about a direction in several tasks (every interval is 9
 whose inputs are not in the run (a task not configured, a head the model does not have) is
 `not run`, with the reason in `note`; tasks of a claim missing from the run are named there too.
 The estimates are in points (percent of the metric) and are means over fine-tuning seeds with
-two-level bootstrap intervals (seeds, then dev examples), except the attention claims, which
-are descriptive statistics of the first seed's model with a bootstrap over dev examples.
+two-level bootstrap intervals (seeds, then dev examples); the attention claims are descriptive
+statistics of every seed's model with the same two-level bootstrap, the drift claim a count.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ class ClaimInputs:
     predictions: pl.DataFrame | None = None  # rule evaluate's, every task and seed
     statistics: pl.DataFrame | None = None  # pooled sweep statistics of the first mode, every task
     selection: pl.DataFrame | None = None  # their best-head estimates
-    attention: Mapping[str, pl.DataFrame] = field(default_factory=dict)  # task -> cls/sep stats (fine-tuned)
-    drift: Mapping[str, pl.DataFrame] = field(default_factory=dict)  # task -> per-head cosine
+    # task -> cls/sep stats of the fine-tuned models, every seed (a `seed` column)
+    attention: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    drift: Mapping[str, pl.DataFrame] = field(default_factory=dict)  # task -> per-head cosine, every seed
     pair_heads: Sequence[str] = ("L2-H12", "L4-H1")
     agreement: pl.DataFrame | None = None  # rule mode_agreement's, every task
     modes: Sequence[str] = ("uniform",)

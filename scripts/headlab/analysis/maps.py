@@ -41,9 +41,11 @@ class MapKey:
     head: int
 
 
-def map_id(model: str, task: str, key: MapKey) -> str:
-    """The name of an exported map (file name of its PNG, key of its label)."""
-    return f"{model}__{task}__e{key.example}_L{key.layer}_H{key.head}"
+def map_id(model: str, task: str, key: MapKey, finetune_seed: int | None = None) -> str:
+    """The name of an exported map (file name of its PNG, key of its label); with the fine-tuning
+    seed of its model, so a label given to one seed's map never names another seed's."""
+    seed = "" if finetune_seed is None else f"s{finetune_seed}__"
+    return f"{model}__{task}__{seed}e{key.example}_L{key.layer}_H{key.head}"
 
 
 def sample_maps(
@@ -136,6 +138,7 @@ def export_maps(
     device: torch.device | str,
     variant: str = "finetuned",
     on_batch: Callable[[int], object] | None = None,
+    finetune_seed: int | None = None,
 ) -> ExportedMaps:
     """A seeded sample of `count` (example, layer, head) maps of the dev table, downsampled.
 
@@ -144,7 +147,7 @@ def export_maps(
     example's real tokens and downsampled to size x size (`downsample_map`); the reduction of
     rule attention_stats (`headlab.analysis.attention_stats`, piece level) gives every head's
     statistics, of which the sampled heads' rows are kept (labelled `variant`). Sizes come from
-    the model. `on_batch(1)` after each batch.
+    the model. `on_batch(1)` after each batch; `finetune_seed` (of the model) goes into the map ids.
     """
     # deferred: torch (the figures and the annotation tool import this module without it)
     import torch
@@ -189,7 +192,7 @@ def export_maps(
                 keys_of_map |= {"layer": k.layer, "head": k.head}
                 map_rows.append(
                     {
-                        "map_id": map_id(model_alias, task, k),
+                        "map_id": map_id(model_alias, task, k, finetune_seed),
                         **keys_of_map,
                         "n_tokens": full.shape[0],
                         "size": size,

@@ -21,13 +21,14 @@ class AttentionStats:
     model_entry: dict[str, Any]
     dev: Path
     max_examples: int | None
-    seed: int
+    sample_seed: int  # of the dev sample (attention.seed)
     batch_size: int
     level: str  # piece | word
     max_length: int
     device: str
     table: Path
     checkpoint: Path | None = None  # none for the pretrained variant
+    seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained variant
     log: Path | None = None
     threads: int = 1
 
@@ -58,7 +59,7 @@ def attention_stats(job: AttentionStats, logger: logging.Logger) -> dict[str, An
         raise ValueError(f"attention.level is {job.level!r}; valid: {', '.join(LEVELS)}")
     spec = ModelSpec.from_config(job.model, job.model_entry)
     model, tokenizer, source = load_variant(spec, job.variant, job.checkpoint)
-    table = read_sample(job.dev, job.max_examples, job.seed)
+    table = read_sample(job.dev, job.max_examples, job.sample_seed)
     tokens = tokenize_table(tokenizer, table, job.max_length, with_words=job.level == "word")
     where = pick_device(job.device)
     n = table.height
@@ -87,7 +88,8 @@ def attention_stats(job: AttentionStats, logger: logging.Logger) -> dict[str, An
         "n_examples": n,
         "max_examples": job.max_examples,
         "level": job.level,
-        "seed": job.seed,
+        "sample_seed": job.sample_seed,
+        "finetune_seed": job.seed,
         "max_length": job.max_length,
         "stats": list(STATS),
         "device": str(where),
@@ -110,8 +112,9 @@ class AttentionDrift:
     model_entry: dict[str, Any]
     dev: Path
     checkpoint: Path  # fine-tuned from pretrained weights
+    seed: int  # its fine-tuning seed
     max_examples: int | None
-    seed: int
+    sample_seed: int  # of the dev sample (attention.seed)
     batch_size: int
     max_length: int
     device: str
@@ -137,7 +140,7 @@ def attention_drift(job: AttentionDrift, logger: logging.Logger) -> None:
     finetuned, tokenizer, _ = load_variant(spec, "finetuned", job.checkpoint)
     if pretrained_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"the checkpoint {job.checkpoint} has another vocabulary than model {job.model!r}")
-    table = read_sample(job.dev, job.max_examples, job.seed)
+    table = read_sample(job.dev, job.max_examples, job.sample_seed)
     encoded = encode(tokenizer, table, job.max_length)
     batches = eval_batches(encoded, job.batch_size, tokenizer.pad_token_id)
     where = pick_device(job.device)
@@ -154,7 +157,8 @@ def attention_drift(job: AttentionDrift, logger: logging.Logger) -> None:
         "dev": str(job.dev),
         "n_examples": len(encoded),
         "max_examples": job.max_examples,
-        "seed": job.seed,
+        "sample_seed": job.sample_seed,
+        "finetune_seed": job.seed,
         "max_length": job.max_length,
         "device": str(where),
     }

@@ -65,12 +65,13 @@ class FeatureAttention:
     batch_size: int
     level: str  # piece | word (attention.level)
     max_examples: int | None
-    seed: int
+    sample_seed: int  # of the dev sample (attention.seed)
     device: str
     features: Path
     token_to_token: Path
     cls_attention: Path
     checkpoint: Path | None = None  # none for the pretrained variant
+    seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained variant
     log: Path | None = None
     threads: int = 1
 
@@ -101,7 +102,7 @@ def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
     spec = ModelSpec.from_config(job.model, job.model_entry)
     model, tokenizer, _ = load_variant(spec, job.variant, job.checkpoint)
     where = pick_device(job.device)
-    dev = read_sample(job.dev, job.max_examples, job.seed)
+    dev = read_sample(job.dev, job.max_examples, job.sample_seed)
     parsed = pl.read_parquet(job.parsed).filter(pl.col("row").is_in(dev["row"].implode()))
     examples = align_examples(tokenizer, dev, parsed, job.max_length)
     logger.info(
@@ -138,7 +139,8 @@ def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
         "max_length": job.max_length,
         "max_examples": job.max_examples,
         "level": job.level,
-        "seed": job.seed,
+        "sample_seed": job.sample_seed,
+        "finetune_seed": job.seed,
         "n_examples": sums.n_examples,
         "device": str(where),
         "parse": {k: parse_metadata.get(k) for k in ("spacy_pipeline", "spacy_pipeline_version", "verb_pos")},

@@ -68,8 +68,8 @@ class Claims:
     predictions: list[Path]  # rule evaluate's, every task and seed
     statistics: list[Path]  # sweep_statistics of the first mode, every task
     selections: list[Path]
-    attention: list[Path]  # attention_stats of the fine-tuned models, every task
-    drift: list[Path]  # attention_drift, every task
+    attention: list[Path]  # attention_stats of the fine-tuned models, every task and seed
+    drift: list[Path]  # attention_drift, every task and seed
     pair_heads: list[str]
     settings: dict[str, Any]  # statistics.*
     claim_settings: dict[str, Any]  # claims.*
@@ -89,20 +89,24 @@ def claims(job: Claims, logger: logging.Logger) -> None:
 
     from headlab.analysis.claims import ClaimInputs, claims_markdown, claims_table
     from headlab.io.atomic import write_atomically
-    from headlab.io.parquet import write_table
+    from headlab.io.parquet import read_metadata, write_table
 
     def by_task(paths: list[Path], stats: list[str] | None = None) -> dict[str, pl.DataFrame]:
-        """task -> table (only the rows of `stats` when given)."""
-        tables = {}
+        """task -> every seed's table, with a `seed` column from each file's metadata (only the
+        rows of `stats` when given)."""
+        frames: dict[str, list[pl.DataFrame]] = {}
         for path in paths:
+            seed = read_metadata(path).get("finetune_seed")
+            if seed is None:
+                raise ValueError(f"{path}: no finetune_seed in its metadata (an older table: delete it)")
             frame = pl.scan_parquet(path)
             if stats is not None:
                 frame = frame.filter(pl.col("stat").is_in(stats)).select(
                     "task", "example", "layer", "head", "stat", "value"
                 )
-            collected = frame.collect()
-            tables[collected["task"][0]] = collected
-        return tables
+            collected = frame.with_columns(pl.lit(int(seed)).alias("seed")).collect()
+            frames.setdefault(collected["task"][0], []).append(collected)
+        return {task: pl.concat(tables) for task, tables in frames.items()}
 
     pooled = [pl.read_parquet(p).filter(pl.col("scope") == "pooled") for p in job.statistics]
     inputs = ClaimInputs(

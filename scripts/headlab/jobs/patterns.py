@@ -29,10 +29,11 @@ class ExportMaps:
     model: str
     task: str
     checkpoint: Path
+    seed: int  # its fine-tuning seed
     dev: Path
     maps_per_task: int
     size: int
-    seed: int
+    sample_seed: int  # of the map sample (patterns.seed)
     max_length: int
     batch_size: int
     device: str
@@ -61,11 +62,13 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
     where = pick_device(job.device)
     layers, heads = layer_count(model), head_count(model)
     logger.info(
-        "%s %s: %d maps sampled (seed %d) from %d dev examples x %d layers x %d heads, %dx%d, device %s",
+        "%s %s seed %d: %d maps sampled (sample seed %d) of %d dev examples x %d layers x %d heads, "
+        "%dx%d, device %s",
         job.model,
         job.task,
-        job.maps_per_task,
         job.seed,
+        job.maps_per_task,
+        job.sample_seed,
         dev.height,
         layers,
         heads,
@@ -73,7 +76,7 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
         job.size,
         where,
     )
-    keys = sample_maps(dev.height, layers, heads, job.maps_per_task, job.seed, job.task)
+    keys = sample_maps(dev.height, layers, heads, job.maps_per_task, job.sample_seed, job.task)
     n_batches = -(-len({k.example for k in keys}) // job.batch_size)  # batches of sampled examples
     with progress_bar(logger, n_batches, f"export maps {job.task}") as bar:
         exported = sample_and_export(
@@ -84,18 +87,20 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
             job.task,
             job.maps_per_task,
             job.size,
-            job.seed,
+            job.sample_seed,
             job.max_length,
             job.batch_size,
             where,
             EXPORT_VARIANT,
             bar.update,
+            finetune_seed=job.seed,
         )
     metadata = {
         "model": job.model,
         "task": job.task,
         "checkpoint": str(job.checkpoint),
-        "seed": job.seed,
+        "sample_seed": job.sample_seed,
+        "finetune_seed": job.seed,
         "count": job.maps_per_task,
         "size": job.size,
         "max_length": job.max_length,
@@ -119,6 +124,7 @@ class ClassifyMaps:
     thresholds: dict[str, Any]
     device: str
     table: Path
+    seed: int  # fine-tuning seed of the maps' model
     cnn: Path | None = None  # the CNN when patterns.labels is set; else the rules classify
     log: Path | None = None
     threads: int = 1
@@ -150,7 +156,7 @@ def classify_maps(job: ClassifyMaps, logger: logging.Logger) -> None:
     classifier = "rules" if job.cnn is None else "cnn"
     counts = dict(table.group_by("pattern").len().iter_rows())
     logger.info("%s %s: %d maps by %s: %s", job.model, task.name, table.height, classifier, counts)
-    metadata = {"model": job.model, "task": task.name, "classifier": classifier}
+    metadata = {"model": job.model, "task": task.name, "finetune_seed": job.seed, "classifier": classifier}
     write_table(table.to_arrow(), job.table, metadata | {"thresholds": vars(rules), "cnn": str(job.cnn)})
 
 
@@ -260,6 +266,7 @@ class PatternClasses:
     cnn: Path | None = None  # with a CNN: the dev table and the variant's checkpoint too
     dev: Path | None = None
     checkpoint: Path | None = None
+    seed: int | None = None  # fine-tuning seed of the variant; none for the pretrained encoder
     log: Path | None = None
     threads: int = 1
 
@@ -278,7 +285,12 @@ def pattern_classes(job: PatternClasses, logger: logging.Logger) -> None:
 
     check_stats_keys(stats, job.model, task.name, job.variant, job.stats)
     rules = Thresholds.from_config(job.thresholds)
-    metadata: dict[str, Any] = {"model": job.model, "task": task.name, "variant": job.variant}
+    metadata: dict[str, Any] = {
+        "model": job.model,
+        "task": task.name,
+        "variant": job.variant,
+        "finetune_seed": job.seed,
+    }
     if job.cnn is None:
         table = classify_statistics(stats, rules, paired=task.is_pair)
         metadata |= {"classifier": "rules", "thresholds": vars(rules)}

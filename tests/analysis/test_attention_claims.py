@@ -1,0 +1,102 @@
+"""The attention claims over fine-tuning seeds, on synthetic attention tables whose answer is
+known: a difference that is the same on every example of every seed has an interval of zero
+width at that difference; seeds that disagree give an interval across 0 (inconclusive); the
+drift claim counts the task x seed pairs where the last two layers change most."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from headlab.analysis.attention_claims import cls_sep_claim, drift_claim, sst2_sep_claim
+
+LAYERS, HEADS, EXAMPLES = 4, 2, 30
+
+
+def attention_table(task: str, seed: int, cls: list[float], sep: list[float]) -> pl.DataFrame:
+    """Rule attention_stats' cls/sep rows of one seed (the claims job adds `seed`): every example
+    and head of a layer has that layer's value."""
+    rows = []
+    for example in range(EXAMPLES):
+        for layer in range(1, LAYERS + 1):
+            for head in range(1, HEADS + 1):
+                rows.append((task, example, layer, head, "cls", cls[layer - 1], seed))
+                rows.append((task, example, layer, head, "sep", sep[layer - 1], seed))
+    return pl.DataFrame(
+        rows, schema=["task", "example", "layer", "head", "stat", "value", "seed"], orient="row"
+    )
+
+
+def units_of(row: dict[str, object]) -> dict[str, tuple[float, float, float]]:
+    """name -> (estimate, low, high) in points, parsed from the row's `ours` text."""
+    units = {}
+    for part in str(row["ours"]).split("; "):
+        name, rest = part.rsplit(" ", 3)[0], part.rsplit(" ", 3)[1:]
+        estimate, low, high = float(rest[0]), float(rest[1].strip("[,")), float(rest[2].strip("]"))
+        units[name] = (estimate, low, high)
+    return units
+
+
+def test_a_constant_difference_in_every_seed_has_a_zero_width_interval() -> None:
+    # CLS: first half 0.4, second half 0.1 -> +0.3; SEP: first half 0.1, second half 0.3 -> +0.2
+    seeds = [attention_table("MRPC", s, [0.4, 0.4, 0.1, 0.1], [0.1, 0.1, 0.3, 0.3]) for s in (1, 2)]
+    attention = {"MRPC": pl.concat(seeds)}
+    row = cls_sep_claim(["MRPC"], attention, 200, 0.05, np.random.default_rng(0))
+    assert row["verdict"] == "supported"
+    units = units_of(row)
+    np.testing.assert_allclose(units["MRPC CLS"], (30.0, 30.0, 30.0), atol=0.05)
+    np.testing.assert_allclose(units["MRPC SEP"], (20.0, 20.0, 20.0), atol=0.05)
+    assert row["estimate"] == pytest.approx(25.0, abs=1e-9)
+
+
+def test_seeds_that_disagree_give_an_interval_across_zero() -> None:
+    """Seed 1: earlier layers attend to [CLS] (+0.3); seed 2: the reverse (-0.3). Every example
+    agrees within a seed, so only the seed level can show the disagreement."""
+    attention = {
+        "MRPC": pl.concat(
+            [
+                attention_table("MRPC", 1, [0.4, 0.4, 0.1, 0.1], [0.1, 0.1, 0.3, 0.3]),
+                attention_table("MRPC", 2, [0.1, 0.1, 0.4, 0.4], [0.1, 0.1, 0.3, 0.3]),
+            ]
+        )
+    }
+    row = cls_sep_claim(["MRPC"], attention, 500, 0.05, np.random.default_rng(0))
+    estimate, low, high = units_of(row)["MRPC CLS"]
+    assert estimate == pytest.approx(0.0, abs=0.05)
+    assert low == pytest.approx(-30.0, abs=0.05) and high == pytest.approx(30.0, abs=0.05)
+    assert row["verdict"] == "inconclusive"
+    one_seed = {"MRPC": attention["MRPC"].filter(pl.col("seed") == 2)}
+    assert cls_sep_claim(["MRPC"], one_seed, 200, 0.05, np.random.default_rng(0))["verdict"] == "contradicted"
+
+
+def test_sst2_against_a_pair_task_over_seeds() -> None:
+    def task(name: str, sep: float) -> pl.DataFrame:
+        return pl.concat([attention_table(name, s, [0.2] * LAYERS, [sep] * LAYERS) for s in (1, 2, 3)])
+
+    attention = {"SST-2": task("SST-2", 0.5), "RTE": task("RTE", 0.3)}
+    row = sst2_sep_claim(["SST-2", "RTE"], attention, 200, 0.05, np.random.default_rng(0))
+    assert row["verdict"] == "supported"
+    np.testing.assert_allclose(units_of(row)["vs RTE"], (20.0, 20.0, 20.0), atol=0.05)
+
+
+def drift_table(task: str, seed: int, lowest: tuple[int, int]) -> pl.DataFrame:
+    """Rule attention_drift's table of one seed: the layers `lowest` changed most."""
+    rows = [
+        (task, layer, head, 0.5 if layer in lowest else 0.9, seed)
+        for layer in range(1, LAYERS + 1)
+        for head in range(1, HEADS + 1)
+    ]
+    return pl.DataFrame(rows, schema=["task", "layer", "head", "cosine_mean", "seed"], orient="row")
+
+
+def test_drift_claim_counts_tasks_and_seeds() -> None:
+    last = (LAYERS - 1, LAYERS)
+    everywhere = {"MRPC": pl.concat([drift_table("MRPC", s, last) for s in (1, 2)])}
+    assert drift_claim(["MRPC"], everywhere)["verdict"] == "supported"
+    split = {"MRPC": pl.concat([drift_table("MRPC", 1, last), drift_table("MRPC", 2, (1, 2))])}
+    row = drift_claim(["MRPC"], split)
+    assert row["verdict"] == "inconclusive" and row["estimate"] == pytest.approx(0.5)
+    assert "last two in 1/2 seeds" in str(row["ours"])
+    nowhere = {"MRPC": drift_table("MRPC", 1, (1, 2)), "QQP": drift_table("QQP", 1, last)}
+    assert drift_claim(["MRPC", "QQP"], nowhere)["verdict"] == "contradicted"  # QQP is the paper's exception
