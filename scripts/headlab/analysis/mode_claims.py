@@ -28,7 +28,8 @@ def modes_agree_claim(
     row = claim_row(
         "modes_agree",
         "4.6 (mode)",
-        "the heads whose disabling matters are the same under " + ", ".join(modes or ["each mode"]),
+        "the heads whose disabling matters are the same under "
+        + (", ".join(modes) if len(modes) >= 2 else "every disabling mode (uniform, zero, mean)"),
         "the paper uses one mode (uniform)",
         f"pooled Spearman of the per-head deltas, every pair of modes and task: supported if every "
         f"interval lies above {threshold}, contradicted if one lies below it",
