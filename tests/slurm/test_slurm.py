@@ -82,13 +82,20 @@ def profile() -> dict[str, Any]:
 
 
 def rule_blocks() -> dict[str, str]:
-    """rule -> its text, for the plain `rule` blocks of rules/*.smk (not `use rule`)."""
+    """rule -> its text, for the `rule` blocks of rules/*.smk; a `use rule A as B with:` block's
+    text is its own followed by A's (what it does not override, B inherits)."""
     blocks: dict[str, str] = {}
+    derived: dict[str, tuple[str, str]] = {}
     for path in sorted((REPO / "rules").glob("*.smk")):
         for block in re.split(r"^(?=\S)", path.read_text(), flags=re.M):
             head = re.match(r"rule (\w+):", block)
             if head:
                 blocks[head.group(1)] = block
+            used = re.match(r"use rule (\w+) as (\w+) with:", block)
+            if used:
+                derived[used.group(2)] = (used.group(1), block)
+    for name, (base, block) in derived.items():
+        blocks[name] = block + blocks[base]
     return blocks
 
 
