@@ -145,6 +145,12 @@ def test_analysis_seed_must_be_a_fine_tuning_seed(config: dict[str, Any]) -> Non
     check_config(variant(config, finetune__seeds=[42, 43], finetune__analysis_seed=43))
 
 
+def test_pattern_variant_must_be_an_analysis_variant(config: dict[str, Any]) -> None:
+    message = only_problem(variant(config, patterns={"variant": "finetuned-random"}))
+    assert message == "patterns.variant: 'finetuned-random' is not one of pretrained, finetuned"
+    check_config(variant(config, patterns={"variant": "pretrained"}))
+
+
 def test_per_task_caps_must_name_glue_tasks(config: dict[str, Any]) -> None:
     message = only_problem(variant(config, data__max_train_examples={"MRPC": 10, "SST2": 5}))
     assert message.startswith("data.max_train_examples.SST2: ") and "'SST2'" in message, message

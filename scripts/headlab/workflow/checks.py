@@ -18,6 +18,7 @@ from headlab.data.tasks import UnknownTaskError, get_task
 from headlab.model.families import UnsupportedModelError, check_config_supported
 from headlab.model.masks import MaskError, parse_named_mask
 from headlab.model.specs import ModelLoadError, ModelSpec
+from headlab.model.variants import ANALYSIS_VARIANTS
 
 SPLITS = ("train", "dev")
 
@@ -91,6 +92,14 @@ def _seed_problems(config: Mapping[str, Any]) -> list[str]:
     chosen, seeds = finetune.get("analysis_seed"), finetune.get("seeds", [])
     if chosen is not None and chosen not in seeds:
         return [f"finetune.analysis_seed: {chosen} is not one of finetune.seeds {list(seeds)}"]
+    return []
+
+
+def _pattern_variant_problems(config: Mapping[str, Any]) -> list[str]:
+    """patterns.variant must be a variant of the attention analyses (they build no other)."""
+    chosen = config.get("patterns", {}).get("variant")
+    if chosen is not None and chosen not in ANALYSIS_VARIANTS:
+        return [f"patterns.variant: {chosen!r} is not one of {', '.join(ANALYSIS_VARIANTS)}"]
     return []
 
 
@@ -217,6 +226,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         + _cap_problems(config)
         + _mean_mode_problems(config)
         + _seed_problems(config)
+        + _pattern_variant_problems(config)
     )
     if problems:
         raise ConfigError(problems)
