@@ -255,21 +255,20 @@ def pattern_cnn_model(wildcards):
     return {"cnn": f"results/{wildcards.model}/pattern_cnn/model.pt"}
 
 
-def pattern_cnn_inputs(wildcards):
-    """The inputs of pattern_classes besides the statistics when the CNN classifies (else
-    {}): the CNN, the dev table and the fine-tuned variant's checkpoint."""
+def pretrained_pattern_cnn_inputs(wildcards):
+    """The inputs of pretrained_pattern_classes besides the statistics when the CNN classifies
+    (else {}): the CNN and the dev table."""
     inputs = pattern_cnn_model(wildcards)
     if inputs:
         inputs["dev"] = f"resources/glue/{wildcards.task}/dev.parquet"
-        inputs["checkpoint"] = feature_checkpoint(wildcards)
     return inputs
 
 
-def pretrained_pattern_cnn_inputs(wildcards):
-    """pattern_cnn_inputs of the pretrained encoder's pattern_classes: no checkpoint."""
-    inputs = pattern_cnn_model(wildcards)
+def pattern_cnn_inputs(wildcards):
+    """pretrained_pattern_cnn_inputs of a fine-tuned variant: and its checkpoint."""
+    inputs = pretrained_pattern_cnn_inputs(wildcards)
     if inputs:
-        inputs["dev"] = f"resources/glue/{wildcards.task}/dev.parquet"
+        inputs["checkpoint"] = feature_checkpoint(wildcards)
     return inputs
 
 

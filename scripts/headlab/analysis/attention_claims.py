@@ -27,14 +27,22 @@ def _example_replicates(values: np.ndarray, rng: np.random.Generator, resamples:
     return values[drawn].mean(axis=1)
 
 
+def _seed_replicates(
+    per_seed: Sequence[np.ndarray], rng: np.random.Generator, resamples: int
+) -> tuple[float, np.ndarray]:
+    """(mean over seeds of per-example means, its (B,) replicates) from each seed's per-example
+    values: the two-level bootstrap of `headlab.analysis.significance` (seeds, then examples)."""
+    drawn = np.stack([_example_replicates(v, rng, resamples) for v in per_seed])  # (seeds, B)
+    return float(np.mean([v.mean() for v in per_seed])), two_level(drawn[:, :, None], rng)[:, 0]
+
+
 def _over_seeds(
     per_seed: Sequence[np.ndarray], rng: np.random.Generator, resamples: int, alpha: float
 ) -> tuple[float, float, float]:
-    """(estimate, low, high) of the mean over seeds of per-example means, from each seed's
-    per-example values: the two-level bootstrap of `headlab.analysis.significance`."""
-    replicates = np.stack([_example_replicates(v, rng, resamples) for v in per_seed])  # (seeds, B)
-    low, high = percentile_interval(two_level(replicates[:, :, None], rng), alpha)  # each (1,)
-    return float(np.mean([v.mean() for v in per_seed])), float(low[0]), float(high[0])
+    """(estimate, low, high) of `_seed_replicates`' mean."""
+    estimate, replicates = _seed_replicates(per_seed, rng, resamples)
+    low, high = percentile_interval(replicates[:, None], alpha)  # each (1,)
+    return estimate, float(low[0]), float(high[0])
 
 
 def _seeds(table: pl.DataFrame) -> list[int]:
@@ -109,16 +117,10 @@ def sst2_sep_claim(
     def sep(table: pl.DataFrame) -> np.ndarray:
         return np.nanmean(_layer_profile(table, "sep"), axis=1)  # (examples,)
 
-    def replicates(task: str) -> tuple[float, np.ndarray]:
-        """(mean over seeds, (B,) two-level replicates of it) of one task's [SEP] attention."""
-        per_seed = _per_seed(attention[task], sep)
-        drawn = np.stack([_example_replicates(v, rng, resamples) for v in per_seed])  # (seeds, B)
-        return float(np.mean([v.mean() for v in per_seed])), two_level(drawn[:, :, None], rng)[:, 0]
-
-    sst2, sst2_draws = replicates("SST-2")
+    sst2, sst2_draws = _seed_replicates(_per_seed(attention["SST-2"], sep), rng, resamples)
     units = []
     for task in pairs:
-        other, other_draws = replicates(task)
+        other, other_draws = _seed_replicates(_per_seed(attention[task], sep), rng, resamples)
         low, high = np.quantile(sst2_draws - other_draws, [alpha / 2, 1 - alpha / 2])  # independent sides
         units.append(Unit(f"vs {task}", sst2 - other, float(low), float(high)))
     return with_units(row, units, +1)
