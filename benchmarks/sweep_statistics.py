@@ -2,8 +2,9 @@
 
 A BERT-base-sized sweep (12 x 12 heads + 12 layers + the baseline = 157 masks) over 1000 dev
 examples and 3 fine-tuning seeds, B = 1000 resamples, for each metric of the chosen task:
-per-seed paired bootstrap intervals and tests, two-level bootstrap across seeds, BH, the
-random-head null and the three best-head estimates. Run from the repository root:
+per-seed paired bootstrap intervals and paired permutation tests, the crossed interval across
+seeds, BH per family, the random-head null, the best-head estimates and the simultaneous test.
+Run from the repository root:
 
     python benchmarks/sweep_statistics.py --task MRPC --repeats 3
 

@@ -1,13 +1,17 @@
 """The attention claims over fine-tuning seeds, on synthetic attention tables whose answer is
 known: a difference that is the same on every example of every seed has an interval of zero
-width at that difference; seeds that disagree give an interval across 0 (inconclusive); the
-drift claim counts the task x seed pairs where the last two layers change most."""
+width at that difference; seeds that differ give the crossed t interval of their
+mean: with no example noise, mean +- t(0.975, S - 1) x sd / sqrt(S), e.g. two seeds that
+disagree (+0.3, -0.3): 0 +- 12.7 x 0.3, a very wide interval across 0 (inconclusive); one seed
+alone has no seed part (zero width again); the drift claim counts the task x seed pairs where
+the last two layers change most."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from headlab.analysis.attention_claims import cls_sep_claim, drift_claim, sst2_sep_claim
 
@@ -50,9 +54,21 @@ def test_a_constant_difference_in_every_seed_has_a_zero_width_interval() -> None
     assert row["estimate"] == pytest.approx(25.0, abs=1e-9)
 
 
+def t_interval_points(per_seed: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high) in points of the t interval over seeds with no example noise: the
+    crossed variance is then the seed part alone, s^2 / S on S - 1 degrees of freedom."""
+    values = np.asarray(per_seed)
+    mean, se = values.mean(), values.std(ddof=1) / np.sqrt(values.size)
+    half = stats.t.ppf(0.975, values.size - 1) * se
+    return 100 * mean, 100 * (mean - half), 100 * (mean + half)
+
+
 def test_seeds_that_disagree_give_an_interval_across_zero() -> None:
     """Seed 1: earlier layers attend to [CLS] (+0.3); seed 2: the reverse (-0.3). Every example
-    agrees within a seed, so only the seed level can show the disagreement."""
+    agrees within a seed, so only the seed level can show the disagreement: the interval is the
+    t interval of two seeds on 1 df, 0 +- 12.71 x 0.3 = +-381 points (the old two-level bootstrap
+    gave the percentile interval [-30, +30]: the range of the two seeds, far too narrow for two
+    draws)."""
     attention = {
         "MRPC": pl.concat(
             [
@@ -63,11 +79,34 @@ def test_seeds_that_disagree_give_an_interval_across_zero() -> None:
     }
     row = cls_sep_claim(["MRPC"], attention, 500, 0.05, np.random.default_rng(0))
     estimate, low, high = units_of(row)["MRPC CLS"]
-    assert estimate == pytest.approx(0.0, abs=0.05)
-    assert low == pytest.approx(-30.0, abs=0.05) and high == pytest.approx(30.0, abs=0.05)
+    expected = t_interval_points([0.3, -0.3])
+    assert expected[2] == pytest.approx(100 * stats.t.ppf(0.975, 1) * 0.3)  # 381.2 points
+    np.testing.assert_allclose((estimate, low, high), expected, atol=0.05)  # `ours` has 1 decimal
+    assert row["ci_low"] == pytest.approx(expected[1], rel=1e-9) and row["ci_high"] > 300
+    # SEP agrees in both seeds (+0.2, zero width): only CLS keeps the claim from support
+    np.testing.assert_allclose(units_of(row)["MRPC SEP"], (20.0, 20.0, 20.0), atol=0.05)
     assert row["verdict"] == "inconclusive"
     one_seed = {"MRPC": attention["MRPC"].filter(pl.col("seed") == 2)}
     assert cls_sep_claim(["MRPC"], one_seed, 200, 0.05, np.random.default_rng(0))["verdict"] == "contradicted"
+
+
+def test_seeds_that_agree_in_sign_but_not_in_size_give_the_t_interval() -> None:
+    """CLS differences +0.3 and +0.2 (no example noise): mean +0.25, se 0.05 on 1 df, so the
+    interval is 0.25 +- 12.71 x 0.05 = [-38.5, +88.5] points: across 0, inconclusive, although
+    both seeds point the same way (two seeds cannot show a direction at 95 %). A third seed at
+    +0.25 shrinks it to 0.25 +- 4.30 x 0.029 = [+12.6, +37.4] points: supported."""
+    tables = [
+        attention_table("MRPC", 1, [0.4, 0.4, 0.1, 0.1], [0.1, 0.1, 0.3, 0.3]),  # CLS +0.3
+        attention_table("MRPC", 2, [0.3, 0.3, 0.1, 0.1], [0.1, 0.1, 0.3, 0.3]),  # CLS +0.2
+    ]
+    row = cls_sep_claim(["MRPC"], {"MRPC": pl.concat(tables)}, 200, 0.05, np.random.default_rng(0))
+    np.testing.assert_allclose(units_of(row)["MRPC CLS"], t_interval_points([0.3, 0.2]), atol=0.05)
+    assert units_of(row)["MRPC CLS"][1] < 0 and row["verdict"] == "inconclusive"
+    tables.append(attention_table("MRPC", 3, [0.35, 0.35, 0.1, 0.1], [0.1, 0.1, 0.3, 0.3]))  # +0.25
+    row = cls_sep_claim(["MRPC"], {"MRPC": pl.concat(tables)}, 200, 0.05, np.random.default_rng(0))
+    expected = t_interval_points([0.3, 0.2, 0.25])
+    np.testing.assert_allclose(units_of(row)["MRPC CLS"], expected, atol=0.05)
+    assert expected[1] > 0 and row["verdict"] == "supported"
 
 
 def test_sst2_against_a_pair_task_over_seeds() -> None:

@@ -1,15 +1,26 @@
 """The claims table: one row per claim whatever is in the run; the verdict rule on hand-made
-intervals; the Table 1 claims on synthetic predictions whose answer is known (a condition that is
-right on every example where the other is wrong: supported; identical ones: inconclusive); a
-claim whose inputs are missing is `not run` with the reason; the Markdown has a row per claim."""
+intervals and p-values (supported: every interval on the claimed side and p < alpha;
+contradicted: one on the other side with p < alpha / m, Bonferroni over the m units; a NaN
+p-value: the interval alone); the Table 1 claims on synthetic predictions whose answer is known
+(a condition that is right on every example where the other is wrong: supported; identical ones:
+inconclusive); the head-selection claims on hand-made sweep statistics: the simultaneous
+existence test `some_head_helps` (supported when its p-value is below alpha in every task,
+contradicted only when every head's simultaneous upper bound, Bonferroni over heads x tasks, is
+below 0 in some task), the naive best head as a `description`, the cross-fitted head never
+contradicted; a claim whose inputs are missing is `not run` with the reason; the Markdown has a
+row per claim and counts the verdicts."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
-from headlab.analysis.claim_rules import VERDICTS, Unit, interval_verdict
+from headlab.analysis.claim_rules import VERDICTS, Unit, claim_row, interval_verdict, with_units
 from headlab.analysis.claims import CLAIM_IDS, CLAIMS_SCHEMA, ClaimInputs, claims_markdown, claims_table
 
 
@@ -63,7 +74,51 @@ def test_every_claim_has_a_row_even_with_nothing_in_the_run() -> None:
     ],
 )
 def test_interval_verdict(units: list[Unit], direction: int, expected: str) -> None:
+    # no p-value (NaN): the interval alone decides
     assert interval_verdict(units, direction) == expected
+
+
+ABOVE = Unit("a", 0.02, 0.01, 0.03, 0.001)  # above 0, significant
+BELOW = (-0.05, -0.1, -0.01)  # an estimate and interval below 0
+
+
+@pytest.mark.parametrize(
+    ("units", "direction", "alpha", "expected"),
+    [
+        ([ABOVE], +1, 0.05, "supported"),
+        # the interval excludes 0 but p >= alpha: not supported (and not contradicted)
+        ([Unit("a", 0.02, 0.01, 0.03, 0.2)], +1, 0.05, "inconclusive"),
+        ([Unit("a", 0.02, 0.01, 0.03, 0.05)], +1, 0.05, "inconclusive"),  # p must be below alpha
+        ([ABOVE, Unit("b", 0.02, 0.01, 0.03, 0.06)], +1, 0.05, "inconclusive"),  # every unit
+        ([ABOVE, Unit("b", 0.02, 0.01, 0.03)], +1, 0.05, "supported"),  # b: NaN p, interval alone
+        # Bonferroni: m = 2 units, so the other side needs p < 0.05 / 2 = 0.025
+        ([ABOVE, Unit("b", *BELOW, 0.03)], +1, 0.05, "inconclusive"),
+        ([ABOVE, Unit("b", *BELOW, 0.025)], +1, 0.05, "inconclusive"),
+        ([ABOVE, Unit("b", *BELOW, 0.01)], +1, 0.05, "contradicted"),
+        ([Unit("b", *BELOW, 0.03)], +1, 0.05, "contradicted"),  # m = 1: 0.03 < 0.05
+        ([ABOVE, Unit("b", *BELOW, 0.03)], +1, 0.1, "contradicted"),  # alpha 0.1: 0.03 < 0.05
+        ([ABOVE, Unit("b", *BELOW, 0.03)], -1, 0.05, "contradicted"),  # claimed < 0: a is on the other side
+        ([Unit("a", 0.02, 0.01, 0.03, 0.03), Unit("b", *BELOW, 0.001)], -1, 0.05, "inconclusive"),
+        ([Unit("a", *BELOW, 0.001), Unit("b", *BELOW, 0.04)], -1, 0.05, "supported"),
+    ],
+)
+def test_interval_verdict_with_p_values(
+    units: list[Unit], direction: int, alpha: float, expected: str
+) -> None:
+    assert interval_verdict(units, direction, alpha) == expected
+
+
+def test_with_units_passes_alpha_and_names_nan_intervals() -> None:
+    row = claim_row("x", "s", "claim", "paper", "rule")
+    unit = Unit("MRPC", 0.02, 0.01, 0.03, 0.03)
+    assert with_units(row, [unit], +1)["verdict"] == "supported"  # default alpha 0.05
+    assert with_units(row, [unit], +1, alpha=0.01)["verdict"] == "inconclusive"
+    made = with_units(row, [unit, Unit("RTE", 0.01, float("nan"), float("nan"), 0.001)], +1)
+    # a NaN interval: the span is NaN (never silently the other unit's) and the note says whose
+    assert math.isnan(made["ci_low"]) and math.isnan(made["ci_high"])
+    assert "no interval for: RTE" in made["note"]
+    assert made["verdict"] == "inconclusive"
+    assert made["estimate"] == pytest.approx(1.5)
 
 
 def test_table1_claims_on_known_predictions() -> None:
@@ -90,6 +145,21 @@ def pooled_statistics(task: str, masks: dict[str, tuple[float, float, float]]) -
             for m, (d, lo, hi) in masks.items()
         ]
     )
+
+
+def test_table1_claim_needs_the_permutation_test_too() -> None:
+    """The condition is right on only the first 10 of 200 examples in both seeds: 5 more right
+    answers (the odd ones, gold 1), +2.5 points. The seeds agree, so the variance is the example
+    part alone, about (sqrt(5) / 200)^2: z ~ 2.2, a t p-value ~ 0.025 < alpha. But the joint-swap
+    permutation test of 5 concordant examples gives p = 2 / 32 ~ 0.06 (only all-unswapped and
+    all-swapped are as extreme), and p = max(t, permutation) >= alpha: not supported."""
+    weak = evaluation_predictions("SST-2", better_share=0.05, seeds=[1, 2])
+    table = claims_table(
+        ClaimInputs(model="m", tasks=["SST-2"], predictions=weak, resamples=300, permutations=2000)
+    )
+    row = table.filter(pl.col("claim_id") == "finetuning_helps").row(0, named=True)
+    assert row["estimate"] == pytest.approx(2.5, rel=1e-9)
+    assert row["verdict"] == "inconclusive"
 
 
 def test_missing_heads_and_tasks_are_not_run_with_the_reason() -> None:
@@ -131,3 +201,203 @@ def test_missing_framenet_folder_is_named_in_the_not_run_note() -> None:
     table = claims_table(ClaimInputs(model="m", tasks=["SST-2"], framenet_missing=why))
     row = table.filter(pl.col("claim_id") == "framenet_heads_harmless").row(0, named=True)
     assert row["verdict"] == "not run" and why in row["note"]
+
+
+# --- the head-selection claims on hand-made sweep statistics -------------------------------------
+
+HEADS_PER_TASK = 12
+SELECTION_COLUMNS = {
+    "task": pl.String,
+    "metric": pl.String,
+    "estimate": pl.String,
+    "mask": pl.String,
+    "delta": pl.Float64,
+    "se": pl.Float64,
+    "df": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "p_value": pl.Float64,
+}
+
+
+def head_statistics(task: str, heads: list[tuple[float, float, float]]) -> list[dict[str, object]]:
+    """Pooled statistics rows of the task's heads L1-H1, ... from (delta, se, df), plus a layer
+    row L1 whose interval is far above 0 (only heads count in the existence test)."""
+    rows = [
+        {
+            "task": task,
+            "metric": "accuracy",
+            "mask": f"L1-H{i + 1}",
+            "kind": "head",
+            "delta": d,
+            "se": se,
+            "df": df,
+            "ci_low": d - 2 * se,
+            "ci_high": d + 2 * se,
+            "p_value": 0.5,
+        }
+        for i, (d, se, df) in enumerate(heads)
+    ]
+    layer = {**rows[0], "mask": "L1", "kind": "layer", "delta": 0.2, "se": 0.01, "df": 50.0}
+    return [*rows, {**layer, "ci_low": 0.18, "ci_high": 0.22, "p_value": 0.001}]
+
+
+def selection_row(task: str, estimate: str, mask: str, d: float, low: float, high: float, p: float) -> dict:
+    return {
+        "task": task,
+        "metric": "accuracy",
+        "estimate": estimate,
+        "mask": mask,
+        "delta": d,
+        "se": float("nan"),
+        "df": float("nan"),
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p,
+    }
+
+
+def selection_inputs(
+    heads: dict[str, list[tuple[float, float, float]]],
+    existence_p: dict[str, float],
+    extra: list[dict] | None = None,
+) -> ClaimInputs:
+    """ClaimInputs of the tasks of `heads` (RTE, MRPC: accuracy) with their head statistics and
+    a `some_head_improves` selection row of p-value existence_p[task], plus `extra` selection rows."""
+    statistics = pl.DataFrame([r for task, h in heads.items() for r in head_statistics(task, h)])
+    selection = [
+        selection_row(t, "some_head_improves", "L1-H1", 0.01, 0.0, 0.02, p) for t, p in existence_p.items()
+    ]
+    return ClaimInputs(
+        model="m",
+        tasks=list(heads),
+        statistics=statistics,
+        selection=pl.DataFrame([*selection, *(extra or [])], schema=SELECTION_COLUMNS),
+        pair_heads=["L1-H1"],
+    )
+
+
+def claim(inputs: ClaimInputs, claim_id: str) -> dict[str, object]:
+    return claims_table(inputs).filter(pl.col("claim_id") == claim_id).row(0, named=True)
+
+
+AROUND_ZERO = [(0.0, 0.01, 50.0)] * HEADS_PER_TASK  # every head: upper bound well above 0
+HURTING = [(-0.05, 0.005, 50.0)] * HEADS_PER_TASK  # every head: upper bound -0.05 + ~3 x 0.005 < 0
+
+
+@pytest.mark.parametrize(
+    ("heads", "existence_p", "verdict"),
+    [
+        ({"MRPC": AROUND_ZERO, "RTE": AROUND_ZERO}, {"MRPC": 0.001, "RTE": 0.001}, "supported"),
+        ({"MRPC": AROUND_ZERO, "RTE": AROUND_ZERO}, {"MRPC": 0.2, "RTE": 0.2}, "inconclusive"),
+        # rejected in one task only: "every task" is not shown
+        ({"MRPC": AROUND_ZERO, "RTE": AROUND_ZERO}, {"MRPC": 0.001, "RTE": 0.2}, "inconclusive"),
+        # in RTE every head's simultaneous upper bound is below 0: no head improves RTE
+        ({"MRPC": AROUND_ZERO, "RTE": HURTING}, {"MRPC": 0.2, "RTE": 1.0}, "contradicted"),
+        ({"MRPC": HURTING, "RTE": HURTING}, {"MRPC": 1.0, "RTE": 1.0}, "contradicted"),
+        # one head of RTE that may help (upper bound above 0) keeps it from contradiction
+        (
+            {"MRPC": AROUND_ZERO, "RTE": [*HURTING[1:], (0.0, 0.01, 50.0)]},
+            {"MRPC": 0.2, "RTE": 1.0},
+            "inconclusive",
+        ),
+    ],
+)
+def test_some_head_helps_is_the_simultaneous_test(
+    heads: dict[str, list[tuple[float, float, float]]], existence_p: dict[str, float], verdict: str
+) -> None:
+    row = claim(selection_inputs(heads, existence_p), "some_head_helps")
+    assert row["verdict"] == verdict
+    for task, p in existence_p.items():
+        assert f"{task} (L1-H1) +1.0, simultaneous p = {p:.3g}" in row["ours"]
+
+
+def test_some_head_helps_bonferroni_is_over_heads_and_tasks() -> None:
+    """RTE's best head sits at -c se with c between the one-sided t quantiles of alpha / 12 and
+    alpha / 24 (50 df): its upper bound is below 0 over the 12 heads of one task, above 0 over
+    the 24 bounds of two tasks. So RTE alone contradicts the claim; RTE with MRPC does not."""
+    se, df, alpha = 0.005, 50.0, 0.05
+    q12, q24 = stats.t.ppf(1 - alpha / 12, df), stats.t.ppf(1 - alpha / 24, df)  # 2.75, 3.03
+    best = -0.5 * (q12 + q24) * se
+    rte = [*HURTING[1:], (best, se, df)]
+    alone = claim(selection_inputs({"RTE": rte}, {"RTE": 1.0}), "some_head_helps")
+    assert alone["verdict"] == "contradicted"
+    upper_alone = best + q12 * se
+    assert upper_alone < 0 and f"largest upper bound {100 * upper_alone:+.1f}" in alone["ours"]
+    # the same RTE beside MRPC (whose heads may help): 24 bounds, RTE's best above 0
+    both = claim(
+        selection_inputs({"MRPC": AROUND_ZERO, "RTE": rte}, {"MRPC": 1.0, "RTE": 1.0}), "some_head_helps"
+    )
+    assert both["verdict"] == "inconclusive"
+    upper_both = best + q24 * se
+    assert upper_both > 0 and f"largest upper bound {100 * upper_both:+.1f}" in both["ours"]
+    # MRPC: every head at 0 with se 1 point: upper bound 3.03 points (RTE's layer L1 at +20 is
+    # not a head and does not count)
+    assert (
+        f"MRPC (L1-H1) +1.0, simultaneous p = 1, largest upper bound {100 * q24 * 0.01:+.1f}" in both["ours"]
+    )
+
+
+def test_some_head_helps_needs_the_simultaneous_test() -> None:
+    inputs = selection_inputs({"RTE": AROUND_ZERO}, {})
+    row = claim(inputs, "some_head_helps")
+    assert row["verdict"] == "not run" and "no simultaneous test" in row["note"]
+    no_statistics = claim(ClaimInputs(model="m", tasks=["RTE"]), "some_head_helps")
+    assert no_statistics["verdict"] == "not run" and "no sweep statistics" in no_statistics["note"]
+
+
+def test_naive_best_head_is_a_description_and_counted_in_the_markdown() -> None:
+    naive = [
+        selection_row("MRPC", "best_head_naive", "L1-H3", 0.012, 0.004, 0.02, 0.001),
+        selection_row("RTE", "best_head_naive", "L1-H5", -0.01, -0.02, -0.005, 0.001),
+    ]
+    inputs = selection_inputs({"MRPC": AROUND_ZERO, "RTE": AROUND_ZERO}, {"MRPC": 0.2, "RTE": 0.2}, naive)
+    table = claims_table(inputs)
+    row = table.filter(pl.col("claim_id") == "some_head_helps_naive").row(0, named=True)
+    # an interval below 0 (RTE) would contradict a test; a description is neither
+    assert row["verdict"] == "description"
+    assert row["estimate"] == pytest.approx(0.1) and row["ci_low"] == pytest.approx(-2.0)
+    assert "MRPC (L1-H3) +1.2 [+0.4, +2.0]" in row["ours"]
+    assert table.filter(pl.col("verdict") == "description").height == 1
+    text = claims_markdown(table, "m")
+    counts = next(line for line in text.splitlines() if line.endswith(f"(of {len(CLAIM_IDS)} claims)."))
+    assert "1 description" in counts
+    assert "| **description** |" in text
+
+
+def test_held_out_best_head_is_never_contradicted() -> None:
+    def held_out(p: float, interval: tuple[float, float, float]) -> str:
+        split = [selection_row(t, "best_head_split", "L1-H1/L1-H2", *interval, p) for t in ("MRPC", "RTE")]
+        inputs = selection_inputs({"MRPC": AROUND_ZERO, "RTE": AROUND_ZERO}, {"MRPC": 0.2, "RTE": 0.2}, split)
+        return claim(inputs, "some_head_helps_held_out")["verdict"]
+
+    # wholly below 0 with p far below alpha / 2: a chosen head that does not replicate does not
+    # show that no head helps, so not contradicted
+    assert held_out(1e-4, (-0.03, -0.05, -0.01)) == "inconclusive"
+    assert held_out(1e-4, (0.02, 0.01, 0.03)) == "supported"
+    assert held_out(0.2, (0.02, 0.01, 0.03)) == "inconclusive"  # interval above 0, p >= alpha
+
+
+def test_selection_claims_read_the_p_values() -> None:
+    """random_head_helps and layer1_helps_rte: an interval above 0 with p >= alpha is not
+    supported; with p < alpha it is; a wholly negative one with p < alpha / m contradicts."""
+
+    def verdicts(
+        p_random: float, p_layer: float, random_interval: tuple[float, float, float]
+    ) -> tuple[str, str]:
+        extra = [selection_row(t, "random_head", "", *random_interval, p_random) for t in ("MRPC", "RTE")]
+        inputs = selection_inputs({"MRPC": AROUND_ZERO, "RTE": AROUND_ZERO}, {"MRPC": 0.2, "RTE": 0.2}, extra)
+        statistics = inputs.statistics.with_columns(
+            pl.when(pl.col("mask") == "L1").then(p_layer).otherwise(pl.col("p_value")).alias("p_value")
+        )
+        table = claims_table(replace(inputs, statistics=statistics))
+
+        def verdict(claim_id: str) -> str:
+            return table.filter(pl.col("claim_id") == claim_id)["verdict"][0]
+
+        return verdict("random_head_helps"), verdict("layer1_helps_rte")
+
+    assert verdicts(0.001, 0.001, (0.01, 0.005, 0.015)) == ("supported", "supported")
+    assert verdicts(0.2, 0.2, (0.01, 0.005, 0.015)) == ("inconclusive", "inconclusive")
+    assert verdicts(0.03, 0.001, (-0.01, -0.015, -0.005))[0] == "inconclusive"  # 0.03 > 0.05 / 2
+    assert verdicts(0.01, 0.001, (-0.01, -0.015, -0.005))[0] == "contradicted"

@@ -5,18 +5,20 @@ from __future__ import annotations
 import polars as pl
 
 KEYS = ["model", "task", "mode", "metric"]
+NOISE_SCHEMA = {"median_head_se": pl.Float64(), "n_heads_significant": pl.Int64()}
 
 
-def summarise(table: pl.DataFrame) -> pl.DataFrame:
+def summarise(table: pl.DataFrame, statistics: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per model x task x mode x metric: baseline, mean/max/min delta over single heads and layers.
 
     `mean_head_delta` > 0 means disabling a head chosen at random improves the score on average,
     the paper's observation for MRPC and RTE.
 
-    Noise: for accuracy, `baseline_se` is the binomial standard error sqrt(p(1-p)/n) of the
-    baseline on the n dev examples, and `n_heads_beyond_2se` counts heads whose |delta| exceeds
-    two of them (a rough yardstick: a paired test on the same examples is more sensitive).
-    Both are null for other metrics.
+    Noise, from the pooled sweep statistics when given (rule sweep_statistics): `median_head_se`,
+    the median standard error of a head's *paired* delta (mean over seeds, crossed variance: the
+    yardstick of a delta, far smaller than the binomial error of one accuracy), and
+    `n_heads_significant`, the heads significant after Benjamini-Hochberg over the heads. Null
+    without statistics.
     """
     heads = table.filter(pl.col("kind") == "head")
     layers = table.filter(pl.col("kind") == "layer")
@@ -38,17 +40,15 @@ def summarise(table: pl.DataFrame) -> pl.DataFrame:
         pl.col("delta").min().alias("min_layer_delta"),
     )
     summary = head_stats.join(layer_stats, on=KEYS, how="left")
-    is_accuracy = pl.col("metric") == "accuracy"
-    standard_error = (pl.col("baseline") * (1 - pl.col("baseline")) / pl.col("n_examples")).sqrt()
-    summary = summary.with_columns(pl.when(is_accuracy).then(standard_error).alias("baseline_se"))
-    beyond = (
-        heads.join(summary.select([*KEYS, "baseline_se"]), on=KEYS)
-        .group_by(KEYS)
-        .agg(
-            (pl.col("delta").abs() > 2 * pl.col("baseline_se")).sum().alias("n_heads_beyond_2se"),
+    if statistics is None:
+        noise = pl.DataFrame(schema={**dict(summary.select(KEYS).schema), **NOISE_SCHEMA})
+    else:
+        noise = (
+            statistics.filter((pl.col("scope") == "pooled") & (pl.col("kind") == "head"))
+            .group_by(KEYS)
+            .agg(
+                pl.col("se").median().alias("median_head_se"),
+                pl.col("significant").sum().cast(pl.Int64).alias("n_heads_significant"),
+            )
         )
-    )
-    summary = summary.join(beyond, on=KEYS, how="left").with_columns(
-        pl.when(is_accuracy).then(pl.col("n_heads_beyond_2se")).alias("n_heads_beyond_2se")
-    )
-    return summary.sort(KEYS)
+    return summary.join(noise, on=KEYS, how="left").sort(KEYS)

@@ -2,10 +2,11 @@
 
 Descriptive statistics of the fine-tuned models of every fine-tuning seed (each table has a
 ``seed`` column): per example the mean over heads of the attention to [CLS] / [SEP] (rule
-attention_stats), with a two-level bootstrap (seeds, then dev examples; one seed: examples
-only); and the per-head cosine between pretrained and fine-tuned attention (rule
-attention_drift), which has no interval, so its claim is decided by a stated count over tasks
-and seeds.
+attention_stats), with the crossed interval of `headlab.analysis.significance` (every seed's
+model reads the same dev examples: one example resample for every seed, plus the seeds' spread
+on S - 1 degrees of freedom; one seed: examples only); and the per-head cosine between
+pretrained and fine-tuned attention (rule attention_drift), which has no interval, so its
+claim is decided by a stated count over tasks and seeds.
 """
 
 from __future__ import annotations
@@ -15,34 +16,22 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from headlab.analysis.claim_rules import INTERVAL_RULE, Unit, claim_row, not_run, with_units
-from headlab.analysis.significance import percentile_interval, two_level
+from headlab.analysis.claim_rules import INTERVAL_RULE, claim_row, inference_unit, not_run, with_units
+from headlab.analysis.significance import Inference, pooled_inference, t_bounds, t_pvalues
 
 PAIR_TASKS = ("MRPC", "STS-B", "QQP", "RTE", "QNLI", "MNLI")
 
 
-def _example_replicates(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """(B,) bootstrap replicates of the mean of per-example values (examples,)."""
-    drawn = rng.integers(0, values.size, size=(resamples, values.size))  # (B, examples)
-    return values[drawn].mean(axis=1)
-
-
-def _seed_replicates(
-    per_seed: Sequence[np.ndarray], rng: np.random.Generator, resamples: int
-) -> tuple[float, np.ndarray]:
-    """(mean over seeds of per-example means, its (B,) replicates) from each seed's per-example
-    values: the two-level bootstrap of `headlab.analysis.significance` (seeds, then examples)."""
-    drawn = np.stack([_example_replicates(v, rng, resamples) for v in per_seed])  # (seeds, B)
-    return float(np.mean([v.mean() for v in per_seed])), two_level(drawn[:, :, None], rng)[:, 0]
-
-
-def _over_seeds(
+def _crossed(
     per_seed: Sequence[np.ndarray], rng: np.random.Generator, resamples: int, alpha: float
-) -> tuple[float, float, float]:
-    """(estimate, low, high) of `_seed_replicates`' mean."""
-    estimate, replicates = _seed_replicates(per_seed, rng, resamples)
-    low, high = percentile_interval(replicates[:, None], alpha)  # each (1,)
-    return estimate, float(low[0]), float(high[0])
+) -> Inference:
+    """The mean over seeds of each seed's mean of per-example values (examples,), every seed on
+    the same examples (one resample of them for every seed)."""
+    values = np.stack(per_seed)  # (S, n): an error if the seeds read different numbers of examples
+    drawn = rng.integers(0, values.shape[1], size=(resamples, values.shape[1]))  # (B, n)
+    replicates = values[:, drawn].mean(axis=2).T  # (S, B, n) -> (B, S)
+    observed = values.mean(axis=1)[:, None]  # (S, 1)
+    return pooled_inference(observed, replicates[:, :, None], alpha)
 
 
 def _seeds(table: pl.DataFrame) -> list[int]:
@@ -89,9 +78,9 @@ def cls_sep_claim(
                 half = profile.shape[1] // 2
                 return sign * (np.nanmean(profile[:, :half], 1) - np.nanmean(profile[:, half:], 1))
 
-            estimate, low, high = _over_seeds(_per_seed(attention[task], halves), rng, resamples, alpha)
-            units.append(Unit(f"{task} {stat.upper()}", estimate, low, high))
-    return with_units(row, units, +1)
+            inference = _crossed(_per_seed(attention[task], halves), rng, resamples, alpha)
+            units.append(inference_unit(f"{task} {stat.upper()}", inference))
+    return with_units(row, units, +1, alpha=alpha)
 
 
 def sst2_sep_claim(
@@ -107,7 +96,7 @@ def sst2_sep_claim(
         "SST-2 gives [SEP] more attention than the sentence-pair tasks",
         "SST-2's [SEP] weights are the greatest (no number)",
         "mean [SEP] attention (layers, heads, examples, seeds) of SST-2 minus each pair task's, "
-        "two-level bootstraps (seeds, then examples) of each side; "
+        "crossed intervals (one example resample for every seed, plus the seeds' spread) of each side; "
         + INTERVAL_RULE.format(side="above").replace("task's", "pair's"),
     )
     pairs = [t for t in tasks if t in PAIR_TASKS and t in attention]
@@ -117,13 +106,25 @@ def sst2_sep_claim(
     def sep(table: pl.DataFrame) -> np.ndarray:
         return np.nanmean(_layer_profile(table, "sep"), axis=1)  # (examples,)
 
-    sst2, sst2_draws = _seed_replicates(_per_seed(attention["SST-2"], sep), rng, resamples)
+    sst2 = _crossed(_per_seed(attention["SST-2"], sep), rng, resamples, alpha)
     units = []
     for task in pairs:
-        other, other_draws = _seed_replicates(_per_seed(attention[task], sep), rng, resamples)
-        low, high = np.quantile(sst2_draws - other_draws, [alpha / 2, 1 - alpha / 2])  # independent sides
-        units.append(Unit(f"vs {task}", sst2 - other, float(low), float(high)))
-    return with_units(row, units, +1)
+        other = _crossed(_per_seed(attention[task], sep), rng, resamples, alpha)
+        units.append(inference_unit(f"vs {task}", _difference(sst2, other, alpha)))
+    return with_units(row, units, +1, alpha=alpha)
+
+
+def _difference(a: Inference, b: Inference, alpha: float) -> Inference:
+    """a - b of two independent estimates (other tasks, other examples): variances add, with
+    Satterthwaite's degrees of freedom."""
+    va, vb = a.se**2, b.se**2
+    se = np.sqrt(va + vb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = (va + vb) ** 2 / (va**2 / a.df + vb**2 / b.df)
+    df = np.where(np.isfinite(df), df, np.inf)
+    estimate = a.estimate - b.estimate
+    low, high = t_bounds(estimate, se, df, 1 - alpha)
+    return Inference(estimate, se, df, low, high, t_pvalues(estimate, se, df))
 
 
 def drift_claim(tasks: Sequence[str], drift: Mapping[str, pl.DataFrame]) -> dict[str, object]:

@@ -3,14 +3,17 @@
 Input: rule framenet_ablation's per-example predictions, every task x mode x seed: the
 baseline, mask "framenet" (the heads above framenet.percentile in framenet.parquet) and the
 seeded random head sets of the same size (kind random). Per task x mode, on the task's primary
-metric: the framenet mask's mean delta over seeds with its two-level bootstrap interval, and
+metric: the framenet mask's mean delta over seeds with its crossed interval and p-value
+(`headlab.analysis.significance.delta_inference`; `se`, `df` let the claim widen it for
+several tasks x modes), and
 the null distribution of "disabling that many random heads" (each set's mean delta over
 seeds): its mean and 2.5 / 97.5 % quantiles, and `share_null_below`, the share of random sets
 whose delta is lower than the FrameNet heads' (0.5: like a random set; near 0: worse than
 almost every random set).
 
 Table (`EFFECT_SCHEMA`): model, task, mode, metric, heads (the FrameNet heads), n_heads, delta,
-ci_low, ci_high, null_mean, null_low, null_high, share_null_below, n_sets, n_seeds, n_examples.
+se, df, ci_low, ci_high, p_value, null_mean, null_low, null_high, share_null_below, n_sets,
+n_seeds, n_examples.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from headlab.analysis.significance import paired_deltas, percentile_interval, subset_deltas, two_level
+from headlab.analysis.significance import StatisticsSettings, delta_inference, observed_deltas
 from headlab.analysis.sweep_statistics import seed_sweeps
 from headlab.data.tasks import get_task
 
@@ -30,8 +33,11 @@ EFFECT_SCHEMA: dict[str, pl.DataType] = {
     "heads": pl.String(),
     "n_heads": pl.Int64(),
     "delta": pl.Float64(),
+    "se": pl.Float64(),
+    "df": pl.Float64(),
     "ci_low": pl.Float64(),
     "ci_high": pl.Float64(),
+    "p_value": pl.Float64(),
     "null_mean": pl.Float64(),
     "null_low": pl.Float64(),
     "null_high": pl.Float64(),
@@ -42,9 +48,7 @@ EFFECT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def effect_row(
-    predictions: pl.DataFrame, heads: str, resamples: int, alpha: float, seed: int
-) -> dict[str, object]:
+def effect_row(predictions: pl.DataFrame, heads: str, settings: StatisticsSettings) -> dict[str, object]:
     """The row of one task x mode from its predictions (every seed)."""
     first = predictions.row(0, named=True)
     metric = get_task(first["task"]).primary_metric
@@ -53,21 +57,16 @@ def effect_row(
     base, target = names.index("baseline"), names.index("framenet")
     null = np.flatnonzero(kinds == "random")
     sweeps = seed_sweeps(predictions, masks)
-    rng = np.random.default_rng([seed, 5])
-    observed, replicates = [], []
-    for sweep in sweeps:
-        everything = np.arange(sweep.gold.size)
-        observed.append(
-            subset_deltas(metric, sweep.pred, sweep.pred[base], sweep.gold, everything)
-        )  # (masks,)
-        replicates.append(
-            paired_deltas(metric, sweep.pred[target], sweep.pred[base], sweep.gold, resamples, rng)
-        )
-    deltas = np.stack(observed).mean(0)  # (masks,) mean over seeds
-    low, high = percentile_interval(two_level(np.stack(replicates), rng), alpha)
+    pred = np.stack([s.pred for s in sweeps])  # (S, masks, n), the baseline included
+    gold = sweeps[0].gold
+    deltas = np.nanmean(observed_deltas(metric, pred, pred[:, base], gold), axis=0)  # (masks,)
+    rng = np.random.default_rng([settings.seed, 5])
+    inference = delta_inference(metric, pred[:, [target]], pred[:, base], gold, settings, rng)
     null_deltas = deltas[null]
     null_low, null_high = (
-        np.quantile(null_deltas, [alpha / 2, 1 - alpha / 2]) if null.size else (np.nan, np.nan)
+        np.quantile(null_deltas, [settings.alpha / 2, 1 - settings.alpha / 2])
+        if null.size
+        else (np.nan, np.nan)
     )
     return {
         "model": first["model"],
@@ -76,9 +75,7 @@ def effect_row(
         "metric": metric,
         "heads": heads,
         "n_heads": len(heads.split(",")),
-        "delta": float(deltas[target]),
-        "ci_low": float(low[0]),
-        "ci_high": float(high[0]),
+        **inference.row(),
         "null_mean": float(null_deltas.mean()) if null.size else float("nan"),
         "null_low": float(null_low),
         "null_high": float(null_high),
@@ -89,12 +86,10 @@ def effect_row(
     }
 
 
-def framenet_effect(
-    predictions: pl.DataFrame, heads: str, resamples: int, alpha: float, seed: int
-) -> pl.DataFrame:
+def framenet_effect(predictions: pl.DataFrame, heads: str, settings: StatisticsSettings) -> pl.DataFrame:
     """One row per task x mode (sorted)."""
     rows = [
-        effect_row(group, heads, resamples, alpha, seed)
+        effect_row(group, heads, settings)
         for _, group in predictions.group_by(["task", "mode"], maintain_order=True)
     ]
     return pl.DataFrame(rows, schema=EFFECT_SCHEMA).sort("task", "mode")

@@ -1,13 +1,15 @@
 """Claims about the disabling modes and the FrameNet heads (Sec. 4.6 and 5), from their tables.
 
 * `modes_agree`: "the heads whose disabling matters are the same under uniform, zero and mean":
-  the pooled Spearman correlation of the per-head deltas of every pair of configured modes in
-  every task (rule mode_agreement), against `claims.agreement_threshold`: supported when every
+  the pooled noise-corrected correlation of the per-head deltas (`pearson_corrected`: the
+  correlation of the true effects, see `headlab.analysis.mode_agreement`) of every pair of
+  configured modes in every task, against `claims.agreement_threshold`: supported when every
   interval lies above it, contradicted when one lies below it, else inconclusive.
 * `framenet_heads_harmless`: "disabling the FrameNet relation heads does not hurt GLUE" (rule
-  framenet_effect, every task x mode): contradicted when an interval lies below 0 (it hurts),
-  supported when every interval lies above -`claims.no_harm_margin`, else inconclusive. `ours`
-  also places each delta in the random-head null (the share of random sets that do worse).
+  framenet_effect, every task x mode): contradicted when some task x mode's delta is below 0
+  with p < alpha / (tasks x modes) (Bonferroni: each unit is a chance to contradict), supported
+  when every interval lies above -`claims.no_harm_margin`, else inconclusive. `ours` also places
+  each delta in the random-head null (the share of random sets that do worse).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import polars as pl
 
 from headlab.analysis.claim_rules import claim_row, not_run, points
 
+STATISTIC = "pearson_corrected"
 
-def _span(values: list[float]) -> tuple[float, float]:
-    return float(np.nanmin(values)), float(np.nanmax(values))
+
+def _span(values: list[float] | np.ndarray) -> tuple[float, float]:
+    """(min, max); NaN when any value is NaN (a summary over units with NaN says so)."""
+    array = np.asarray(values, dtype=np.float64)
+    return (float("nan"),) * 2 if np.isnan(array).any() else (float(array.min()), float(array.max()))
 
 
 def modes_agree_claim(
@@ -31,22 +37,23 @@ def modes_agree_claim(
         "the heads whose disabling matters are the same under "
         + (", ".join(modes) if len(modes) >= 2 else "every disabling mode (uniform, zero, mean)"),
         "the paper uses one mode (uniform)",
-        f"pooled Spearman of the per-head deltas, every pair of modes and task: supported if every "
+        f"pooled noise-corrected correlation of the per-head deltas, every pair of modes and task: "
+        f"supported if every "
         f"interval lies above {threshold}, contradicted if one lies below it",
     )
     if agreement is None or len(modes) < 2:
         return not_run(row, "needs two disabling modes or more (ablation.modes)")
-    rows = agreement.filter((pl.col("scope") == "pooled") & (pl.col("statistic") == "spearman")).sort(
+    rows = agreement.filter((pl.col("scope") == "pooled") & (pl.col("statistic") == STATISTIC)).sort(
         "task", "mode_a", "mode_b"
     )
     if rows.height == 0:
-        return not_run(row, "no pooled agreement rows")
-    lows, highs = rows["ci_low"].to_list(), rows["ci_high"].to_list()
+        return not_run(row, f"no pooled {STATISTIC} rows")
+    lows, highs = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
     verdict = (
         "supported"
-        if all(lo > threshold for lo in lows)
+        if np.all(lows > threshold)  # False for a NaN bound
         else "contradicted"
-        if any(hi < threshold for hi in highs)
+        if np.any(highs < threshold)
         else "inconclusive"
     )
     ours = "; ".join(
@@ -61,27 +68,34 @@ def modes_agree_claim(
         "ci_low": low[0],
         "ci_high": high[1],
         "verdict": verdict,
-        "note": "estimate: mean Spearman correlation (not points)",
+        "note": "estimate: mean noise-corrected correlation (not points)"
+        + (
+            "; NaN interval(s): a mode's deltas do not vary beyond their noise"
+            if np.isnan(lows).any()
+            else ""
+        ),
     }
 
 
 def framenet_claim(
-    effect: pl.DataFrame | None, margin: float, missing: str | None = None
+    effect: pl.DataFrame | None, margin: float, missing: str | None = None, alpha: float = 0.05
 ) -> dict[str, object]:
     row = claim_row(
         "framenet_heads_harmless",
         "5",
         "disabling the FrameNet relation heads (Sec. 4.2) does not hurt any GLUE task",
         "no drop of accuracy for either of the 2 heads",
-        f"every task x mode: contradicted if an interval lies below 0, supported if every interval "
-        f"lies above -{100 * margin:g} points",
+        f"every task x mode: contradicted if one is below 0 with p < alpha / (tasks x modes), "
+        f"supported if every interval lies above -{100 * margin:g} points",
     )
     if effect is None or effect.height == 0:
         return not_run(row, f"no FrameNet experiment in the run ({missing or 'framenet.corpus_dir'})")
-    lows, highs = effect["ci_low"].to_list(), effect["ci_high"].to_list()
-    if any(hi < 0 for hi in highs):
+    lows, highs = effect["ci_low"].to_numpy(), effect["ci_high"].to_numpy()
+    p = effect["p_value"].to_numpy() if "p_value" in effect.columns else np.full(lows.shape, np.nan)
+    beyond = np.where(np.isnan(p), True, p < alpha / effect.height)
+    if np.any((effect["delta"].to_numpy() < 0) & (highs < 0) & beyond):
         verdict = "contradicted"
-    elif all(lo > -margin for lo in lows):
+    elif np.all(lows > -margin):
         verdict = "supported"
     else:
         verdict = "inconclusive"

@@ -1,24 +1,31 @@
-"""GLUE metrics of many models at once under example weights: the engine of every bootstrap.
+"""GLUE metrics of many models at once under example weights: the engine of every bootstrap and
+permutation test.
 
 A bootstrap resample of n examples is a vector of counts w (how often each example was drawn);
-the metric of the resampled data is the metric of the data with those weights. Every metric of
-`headlab.analysis.metrics` is written here for a weight matrix W (resamples, n) and the
-predictions of K models (K, n) against one gold vector, as matrix products (accuracy, F1,
-Matthews, Pearson) or weighted ranks (Spearman), so B resamples of K masks cost a few matrix
-products instead of B x K metric calls. With W = ones the result equals
-`headlab.analysis.metrics` (tested), and with the counts of a resample it equals the metric of
-the explicitly resampled data (tested, ties included).
+the metric of the resampled data is the metric of the data with those weights. Accuracy, F1,
+Matthews and Pearson are functions of weighted sums of per-example *features* (correct; true
+positive, false positive, false negative; confusion cells; x, x², xy) and of the gold labels
+(the total weight; y, y²): `metric_features` and `gold_features` give those features,
+`metric_of_sums` the metric of their sums. So B resamples of K masks cost one matrix product
+W (B, n) @ features (n, K·F), and a permutation that swaps two systems' predictions on some
+examples is a matrix product too (`headlab.analysis.significance.swap_deltas`). Spearman's rho
+needs the ranks of each resample (`weighted_ranks`, `spearman`). With W = ones the result
+equals `headlab.analysis.metrics` (tested), and with the counts of a resample it equals the
+metric of the explicitly resampled data (tested, ties included).
 
 `bootstrap_weights` draws the counts (seeded; optionally only over a subset of the examples).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 WeightedMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# Metrics that are functions of feature sums (the others, Spearman, need ranks per resample).
+SUMMABLE = ("accuracy", "f1", "matthews", "pearson")
 
 
 def bootstrap_weights(
@@ -33,47 +40,41 @@ def bootstrap_weights(
     return counts.reshape(n_resamples, n_examples).astype(np.float64)
 
 
-def _weighted_sums(weights: np.ndarray, indicator: np.ndarray) -> np.ndarray:
-    """(B, n) @ (K, n)^T -> (B, K): the weighted count of each model's indicator."""
-    return weights @ indicator.T.astype(np.float64)
+def metric_classes(pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """The classes of a Matthews confusion matrix: every value in gold or any prediction."""
+    return np.unique(np.concatenate([np.asarray(gold).reshape(-1), np.asarray(pred).reshape(-1)]))
 
 
-def accuracy(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(B, K) accuracy of K models' class indices `pred` (K, n) under weights (B, n)."""
-    correct = pred == gold[None, :]  # (K, n)
-    return _weighted_sums(weights, correct) / weights.sum(axis=1, keepdims=True)
+def metric_features(
+    name: str, pred: np.ndarray, gold: np.ndarray, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """(K, F, n) per-example features of K models' predictions (K, n) whose weighted sums give
+    metric `name` (with `gold_features`); `classes` fixes Matthews' confusion cells (default:
+    those of pred and gold)."""
+    pred, gold = np.atleast_2d(pred), np.asarray(gold)
+    if name == "accuracy":
+        return (pred == gold[None])[:, None, :].astype(np.float64)
+    if name == "f1":
+        predicted, actual = pred == 1, (gold == 1)[None, :]  # (K, n), (1, n)
+        return np.stack([predicted & actual, predicted & ~actual, ~predicted & actual], axis=1).astype(
+            np.float64
+        )
+    if name == "matthews":
+        cells = metric_classes(pred, gold) if classes is None else classes
+        return np.stack([(pred == p) & (gold == g)[None, :] for g in cells for p in cells], axis=1).astype(
+            np.float64
+        )  # (K, classes * classes, n): cell (g, p) at g * classes + p
+    if name == "pearson":
+        x, y = pred.astype(np.float64), gold.astype(np.float64)
+        return np.stack([x, x * x, x * y[None]], axis=1)
+    raise ValueError(f"metric {name!r} is not a function of feature sums; those are {SUMMABLE}")
 
 
-def f1(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray, positive: int = 1) -> np.ndarray:
-    """(B, K) F1 of class `positive`; 0 where there is no true positive (as metrics.f1_binary)."""
-    predicted, actual = pred == positive, (gold == positive)[None, :]  # (K, n), (1, n)
-    tp = _weighted_sums(weights, predicted & actual)
-    fp = _weighted_sums(weights, predicted & ~actual)
-    fn = _weighted_sums(weights, ~predicted & actual)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = 2 * tp / (2 * tp + fp + fn)
-    return np.where(tp > 0, score, 0.0)
-
-
-def matthews(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """(B, K) Matthews correlation (multiclass R_K form); 0 where undefined (as metrics.matthews)."""
-    classes = np.unique(np.concatenate([gold, pred.reshape(-1)]))
-    # confusion[b, k, g, p]: weighted count of gold class g predicted as p
-    confusion = np.stack(
-        [
-            np.stack([_weighted_sums(weights, (pred == p) & (gold == g)[None, :]) for p in classes], axis=-1)
-            for g in classes
-        ],
-        axis=-2,
-    )  # (B, K, classes, classes)
-    t = confusion.sum(axis=-1)  # (B, K, classes): gold totals
-    q = confusion.sum(axis=-2)  # (B, K, classes): predicted totals
-    c = np.trace(confusion, axis1=-2, axis2=-1)  # (B, K)
-    s = confusion.sum(axis=(-2, -1))  # (B, K)
-    denominator = (s * s - (q * q).sum(-1)) * (s * s - (t * t).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = (c * s - (t * q).sum(-1)) / np.sqrt(denominator)
-    return np.where(denominator > 0, score, 0.0)
+def gold_features(name: str, gold: np.ndarray) -> np.ndarray:
+    """(G, n) the gold side's features: the weight itself, and y, y² for Pearson."""
+    y = np.asarray(gold, dtype=np.float64)
+    ones = np.ones_like(y)
+    return np.stack([ones, y, y * y]) if name == "pearson" else ones[None]
 
 
 def _pearson_of_sums(
@@ -89,12 +90,59 @@ def _pearson_of_sums(
     return np.where(defined, np.clip(r, -1.0, 1.0), np.nan)
 
 
+def metric_of_sums(name: str, sums: np.ndarray, gold_sums: np.ndarray) -> np.ndarray:
+    """(..., K) metric `name` from feature sums (..., K, F) and gold sums (..., G): the same
+    leading axes, e.g. resamples or permutations (and seeds)."""
+    total = gold_sums[..., :1]  # (..., 1)
+    if name == "accuracy":
+        return sums[..., 0] / total
+    if name == "f1":
+        tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = 2 * tp / (2 * tp + fp + fn)
+        return np.where(tp > 0, score, 0.0)
+    if name == "matthews":
+        k = math.isqrt(sums.shape[-1])
+        confusion = sums.reshape(*sums.shape[:-1], k, k)  # (..., K, gold, predicted)
+        t, q = confusion.sum(axis=-1), confusion.sum(axis=-2)  # (..., K, classes)
+        c = np.trace(confusion, axis1=-2, axis2=-1)
+        s = confusion.sum(axis=(-2, -1))
+        denominator = (s * s - (q * q).sum(-1)) * (s * s - (t * t).sum(-1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = (c * s - (t * q).sum(-1)) / np.sqrt(denominator)
+        return np.where(denominator > 0, score, 0.0)
+    if name == "pearson":
+        sy, syy = gold_sums[..., 1:2], gold_sums[..., 2:3]  # (..., 1)
+        return _pearson_of_sums(total, sums[..., 0], sy, sums[..., 1], syy, sums[..., 2])
+    raise ValueError(f"metric {name!r} is not a function of feature sums; those are {SUMMABLE}")
+
+
+def _summed(name: str, weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """(B, K) a summable metric under weights (B, n)."""
+    features = metric_features(name, pred, gold)  # (K, F, n)
+    k, f, n = features.shape
+    sums = (weights @ features.reshape(k * f, n).T).reshape(-1, k, f)  # (B, K, F)
+    return metric_of_sums(name, sums, weights @ gold_features(name, gold).T)
+
+
+def accuracy(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """(B, K) accuracy of K models' class indices `pred` (K, n) under weights (B, n)."""
+    return _summed("accuracy", weights, pred, gold)
+
+
+def f1(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """(B, K) F1 of class 1; 0 where there is no true positive (as metrics.f1_binary)."""
+    return _summed("f1", weights, pred, gold)
+
+
+def matthews(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """(B, K) Matthews correlation (multiclass R_K form); 0 where undefined (as metrics.matthews)."""
+    return _summed("matthews", weights, pred, gold)
+
+
 def pearson(weights: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """(B, K) weighted Pearson's r of K models' outputs (K, n) with gold (n,)."""
-    x, y = pred.astype(np.float64), gold.astype(np.float64)
-    total = weights.sum(axis=1, keepdims=True)  # (B, 1)
-    sy, syy = weights @ y[:, None], weights @ (y * y)[:, None]  # (B, 1)
-    return _pearson_of_sums(total, weights @ x.T, sy, weights @ (x * x).T, syy, weights @ (x * y[None]).T)
+    return _summed("pearson", weights, pred, gold)
 
 
 def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

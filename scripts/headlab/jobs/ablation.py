@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from headlab.analysis.significance import StatisticsSettings
 
 
 @dataclass(frozen=True)
@@ -123,13 +126,14 @@ def collect_ablation(job: CollectAblation, logger: logging.Logger) -> None:
 
     sources = [*job.sweeps, *job.masks]
     rows = pl.concat([pl.read_parquet(path) for path in sources]).unique(maintain_order=True)
-    summary = summarise(rows)
+    statistics = pl.concat([pl.read_parquet(path) for path in job.statistics])
+    summary = summarise(rows, statistics)
     metadata = {"sources": [str(p) for p in sources]}
     write_table(rows.to_arrow(), job.table, metadata)
     write_table(summary.to_arrow(), job.summary, metadata)
-    for sources, target in ((job.statistics, job.all_statistics), (job.selections, job.all_selections)):
-        collected = pl.concat([pl.read_parquet(path) for path in sources])
-        write_table(collected.to_arrow(), target, {"sources": [str(p) for p in sources]})
+    write_table(statistics.to_arrow(), job.all_statistics, {"sources": [str(p) for p in job.statistics]})
+    selections = pl.concat([pl.read_parquet(path) for path in job.selections])
+    write_table(selections.to_arrow(), job.all_selections, {"sources": [str(p) for p in job.selections]})
     for row in summary.iter_rows(named=True):
         logger.info("%s", row)
 
@@ -199,22 +203,26 @@ class SweepStatistics:
     threads: int = 1
 
 
-def sweep_statistics(job: SweepStatistics, logger: logging.Logger) -> None:
-    """Rule sweep_statistics: intervals, tests, BH and the best-head estimates of one sweep."""
+def statistics_settings(config: dict[str, Any]) -> StatisticsSettings:
+    """The statistics.* keys the tests and intervals read (top_k is mode agreement's)."""
     import dataclasses
 
+    from headlab.analysis.significance import StatisticsSettings
+
+    known = {f.name for f in dataclasses.fields(StatisticsSettings)}
+    return StatisticsSettings(**{k: v for k, v in config.items() if k in known})
+
+
+def sweep_statistics(job: SweepStatistics, logger: logging.Logger) -> None:
+    """Rule sweep_statistics: intervals, tests, BH and the best-head estimates of one sweep."""
     import polars as pl
 
-    from headlab.analysis.sweep_statistics import StatisticsSettings
     from headlab.analysis.sweep_statistics import sweep_statistics as compute
     from headlab.data.tasks import get_task
     from headlab.io.parquet import write_table
 
     task = get_task(job.task)
-    known = {f.name for f in dataclasses.fields(StatisticsSettings)}
-    settings = StatisticsSettings(
-        **{k: v for k, v in job.settings.items() if k in known}
-    )  # top_k: mode agreement
+    settings = statistics_settings(job.settings)
     sweeps = pl.concat([pl.read_parquet(path) for path in job.sweeps])
     named = [pl.read_parquet(path).filter(pl.col("kind") != "baseline") for path in job.masks]
     predictions = pl.concat([sweeps, *named])
@@ -266,11 +274,8 @@ def framenet_effect(job: FramenetEffect, logger: logging.Logger) -> None:
     top = pl.read_parquet(job.framenet).filter(pl.col("top")).sort("layer", "head")
     heads = ",".join(f"L{layer}-H{head}" for layer, head in top.select("layer", "head").rows())
     predictions = pl.concat([pl.read_parquet(path) for path in job.predictions])
-    settings = job.settings
-    table = compute(
-        predictions, heads, int(settings["resamples"]), float(settings["alpha"]), int(settings["seed"])
-    )
-    write_table(table.to_arrow(), job.table, {"model": job.model, "heads": heads, "settings": settings})
+    table = compute(predictions, heads, statistics_settings(job.settings))
+    write_table(table.to_arrow(), job.table, {"model": job.model, "heads": heads, "settings": job.settings})
     for row in table.iter_rows(named=True):
         logger.info("%s", row)
 

@@ -125,6 +125,7 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         agreement_threshold=float(job.claim_settings["agreement_threshold"]),
         no_harm_margin=float(job.claim_settings["no_harm_margin"]),
         resamples=int(job.settings["resamples"]),
+        permutations=int(job.settings["permutations"]),
         alpha=float(job.settings["alpha"]),
         seed=int(job.settings["seed"]),
     )

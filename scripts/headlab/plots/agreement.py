@@ -2,7 +2,9 @@
 
 One row of panels per task, one panel per pair of modes: every single head is a point at (its
 pooled delta under mode a, under mode b), the diagonal is drawn, and the pooled Spearman and
-Kendall correlations with their 95 % intervals (rule mode_agreement) are printed in the panel.
+Kendall correlations, the top-k overlap and the noise-corrected correlation of the true effects
+("r", what the claim reads) with their 95 % intervals (rule mode_agreement) are printed in
+the panel.
 Reads the pooled rows of the sweep statistics of each mode and the agreement table; computes
 nothing itself.
 """
@@ -39,7 +41,13 @@ def _label(agreement: pl.DataFrame, task: str, a: str, b: str) -> str:
         & (pl.col("scope") == "pooled")
     )
     lines = []
-    for statistic, name in (("spearman", "ρ"), ("kendall", "τ"), ("top_k_overlap", "top-k")):
+    labels = (
+        ("spearman", "ρ"),
+        ("kendall", "τ"),
+        ("top_k_overlap", "top-k"),
+        ("pearson_corrected", "r true"),
+    )
+    for statistic, name in labels:
         r = rows.filter(pl.col("statistic") == statistic)
         if r.height:
             v = r.row(0, named=True)

@@ -1,0 +1,978 @@
+"""Calibration of the sweep statistics: simulated sweeps whose answer is known.
+
+Each design draws a whole sweep (12 x 12 heads + 12 layers + the baseline, 400 dev examples
+crossed with 3 fine-tuning seeds: the same examples and gold labels in every seed) with a known
+true delta for every mask, runs it through `headlab.analysis.sweep_statistics` (or, for the
+mode designs, `headlab.analysis.mode_agreement` and the `modes_agree` claim) and scores the
+answers: interval coverage, false-positive rates, family-wise false discoveries, the existence
+test's size and power, the bias of the best-head estimates. R replicates, each a fresh draw
+seeded from (design index, replicate index). Run from the repository root:
+
+    python benchmarks/calibration.py --reps 200 --workers 2 --output docs/calibration.md
+    python benchmarks/calibration.py --designs dense_null seed_spread --reps 20
+
+Exact nulls (classification): the baseline is right on the "easy" examples and wrong on the
+"hard" ones in every seed; on an "ambiguous" pool it is a fair coin. A null mask changes the
+baseline's prediction only on pool examples ("flips"), chosen independently of the coin, so on
+every example (baseline, mask) are exchangeable: every metric's true delta is 0 and a swap
+permutation test is exact. The pool is 25 % of the examples and 12 % are hard (the baseline's
+accuracy is about 75 %), so that planted gains of up to 12 points have wrong examples to fix.
+Regression (STS-B): gold ~ U(0, 5), the baseline gold + a shared error + a seed's error; a null
+mask redraws the seed's error on some examples (exchangeable with the baseline's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import re
+import shlex
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from headlab.data.tasks import get_task
+
+if TYPE_CHECKING:  # the statistics are imported where they run: the designs do not need them
+    from headlab.analysis.sweep_statistics import StatisticsSettings
+
+EXAMPLES = 400
+SEEDS = 3
+LAYERS = HEADS = 12
+POOL = 100  # ambiguous examples: the baseline's prediction is a fair coin there
+HARD = 48  # examples the baseline gets wrong in every seed (room for planted gains)
+FLIPS = 12  # expected null flips per mask per seed (dense designs)
+POINT = 0.01  # one point of accuracy
+MU = 2 * POINT  # the planted head's true delta
+PLANTED_HEAD = "L3-H7"
+PLANTED_CHANGES = 8  # examples the planted head fixes (design planted): +2 points
+LAYER_CHANGES = 20  # examples each layer breaks (design real_layers): -5 points
+REGRESSION_SHARED_SD, REGRESSION_SEED_SD = 0.8, 0.6  # the baseline's error: shared + per seed
+REGRESSION_SHARE = 0.1  # examples a null mask redraws (regression_null)
+DISCORDANT = 4  # differing predictions per mask per seed (four_discordant)
+MODE_SD = 1.5 * POINT  # spread of the true per-head deltas (mode_agreement)
+MODES = ("uniform", "zero")
+TOP_K = 10  # config ablation.top_k
+AGREEMENT_THRESHOLD = 0.5  # config claims.agreement_threshold
+POSITIVE_SHARE = {"SST-2": 0.5, "MRPC": 0.68}  # of gold labels (MRPC dev is about 68 % positive)
+SWEEP_KINDS = ("head", "layer")
+ESTIMATES = ("random_head", "best_head_naive", "best_head_split", "best_head_cross_seed")
+
+Mask = tuple[str, str, int | None, int | None]  # name, kind, layer, head
+Record = tuple[str, str, float]  # metric, quantity, value
+
+
+def sweep_masks(layers: int = LAYERS, heads: int = HEADS) -> list[Mask]:
+    """The baseline, every single head L{l}-H{h}, then every layer L{l} (1-based)."""
+    masks: list[Mask] = [("baseline", "baseline", None, None)]
+    masks += [(f"L{lay}-H{h}", "head", lay, h) for lay in range(1, layers + 1) for h in range(1, heads + 1)]
+    masks += [(f"L{layer}", "layer", layer, None) for layer in range(1, layers + 1)]
+    return masks
+
+
+MASKS = sweep_masks()
+NAMES = [m[0] for m in MASKS]
+HEAD_NAMES = [m[0] for m in MASKS if m[1] == "head"]
+HEAD_ROWS = np.array([i for i, m in enumerate(MASKS) if m[1] == "head"])
+LAYER_ROWS = np.array([i for i, m in enumerate(MASKS) if m[1] == "layer"])
+MASK_FRAME = pl.DataFrame(
+    {
+        "mask": NAMES,
+        "kind": [m[1] for m in MASKS],
+        "layer": pl.Series([m[2] for m in MASKS], dtype=pl.Int32),
+        "head": pl.Series([m[3] for m in MASKS], dtype=pl.Int32),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The dev examples of one replicate, the same in every seed."""
+
+    gold: np.ndarray  # (n,) gold labels (class indices as floats, or scores)
+    pool: np.ndarray  # (POOL,) ambiguous examples: the baseline's prediction is a fair coin
+    hard: np.ndarray  # (HARD,) examples the baseline gets wrong in every seed
+    easy: np.ndarray  # the rest: the baseline is right in every seed
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The true deltas of a simulated sweep; a mask not named has true delta 0 (every metric)."""
+
+    task: str
+    metrics: tuple[str, ...]  # the metrics the truth holds for (the statistics' metrics)
+    seeds: int
+    pooled: dict[str, float] = field(default_factory=dict)  # mask -> mean delta over seeds' population
+    per_seed: dict[str, np.ndarray] = field(default_factory=dict)  # mask -> (seeds,) each seed's delta
+    planted: tuple[str, ...] = ()  # masks with an effect (every other head or layer is null)
+    correlation: dict[str, float] = field(default_factory=dict)  # mode designs: statistic -> truth
+
+
+# ---------------------------------------------------------------- the simulated sweeps
+
+
+def layout(rng: np.random.Generator, task: str, n: int = EXAMPLES) -> Layout:
+    """Gold labels and the pool / hard / easy split of n examples (a classification task)."""
+    order = rng.permutation(n)
+    gold = (rng.random(n) < POSITIVE_SHARE[task]).astype(np.float64)
+    return Layout(
+        gold, np.sort(order[:POOL]), np.sort(order[POOL : POOL + HARD]), np.sort(order[POOL + HARD :])
+    )
+
+
+def baseline_right(rng: np.random.Generator, where: Layout, seeds: int, shared_coin: bool) -> np.ndarray:
+    """(seeds, n) whether the baseline is right: easy yes, hard no, the pool a fair coin (one
+    coin for every seed when `shared_coin`)."""
+    right = np.ones((seeds, where.gold.size), dtype=bool)
+    right[:, where.hard] = False
+    right[:, where.pool] = rng.random((1 if shared_coin else seeds, POOL)) < 0.5  # (seeds | 1, POOL)
+    return right
+
+
+def exactly(rng: np.random.Generator, counts: np.ndarray, width: int) -> np.ndarray:
+    """(*counts.shape, width) True at counts[...] positions drawn without replacement."""
+    ranks = rng.random((*counts.shape, width)).argsort(-1).argsort(-1)  # a random permutation per row
+    return ranks < np.minimum(counts, width)[..., None]
+
+
+def dense_flips(rng: np.random.Generator, seeds: int) -> np.ndarray:
+    """(seeds, masks, POOL): each pool example flips with probability FLIPS / POOL."""
+    return rng.random((seeds, len(MASKS), POOL)) < FLIPS / POOL
+
+
+def sweep_right(base: np.ndarray, where: Layout, flips: np.ndarray) -> np.ndarray:
+    """(seeds, masks, n) correctness: the baseline's, with the pool flips (masks only)."""
+    flips = flips.copy()
+    flips[:, 0] = False  # the baseline row is the baseline
+    right = np.repeat(base[:, None], len(MASKS), axis=1)  # (seeds, masks, n)
+    right[:, :, where.pool] ^= flips
+    return right
+
+
+def sweep_table(task: str, pred: np.ndarray, gold: np.ndarray, mode: str = "uniform") -> pl.DataFrame:
+    """The predictions table (SWEEP_PREDICTIONS_SCHEMA) of pred (seeds, masks, n), MASKS order."""
+    seeds, masks, n = pred.shape
+    rows = np.tile(np.repeat(np.arange(masks), n), seeds)  # (seeds * masks * n,) each row's mask
+    meta = MASK_FRAME.select(pl.all().gather(pl.Series(rows)))
+    frame = pl.DataFrame(
+        {
+            "model": "synthetic",
+            "task": task,
+            "seed": np.repeat(np.arange(seeds, dtype=np.int64), masks * n),
+            "mode": mode,
+        }
+    )
+    return pl.concat([frame, meta], how="horizontal").with_columns(
+        example=pl.Series(np.tile(np.arange(n, dtype=np.int32), seeds * masks)),
+        prediction=pl.Series(pred.reshape(-1).astype(np.float64)),  # (seeds * masks * n,) seed-major
+        label=pl.Series(np.tile(gold.astype(np.float64), seeds * masks)),
+    )
+
+
+def classification_table(
+    task: str, right: np.ndarray, gold: np.ndarray, mode: str = "uniform"
+) -> pl.DataFrame:
+    """The table of correctness (seeds, masks, n) of a binary task: right -> gold, else 1 - gold."""
+    return sweep_table(task, np.where(right, gold[None, None], 1.0 - gold[None, None]), gold, mode)
+
+
+def _null(
+    rng: np.random.Generator, task: str, seeds: int, flips: Callable[[], np.ndarray], shared: bool = False
+) -> tuple[pl.DataFrame, Truth]:
+    """A null sweep: the baseline (`baseline_right`) and the masks' pool flips from `flips`."""
+    where = layout(rng, task)
+    base = baseline_right(rng, where, seeds, shared)
+    table = classification_table(task, sweep_right(base, where, flips()), where.gold)
+    return table, Truth(task, get_task(task).metrics, seeds)
+
+
+def _check_classification(task: str) -> None:
+    if task not in POSITIVE_SHARE:
+        raise ValueError(
+            f"design needs a binary classification task ({sorted(POSITIVE_SHARE)}), got {task!r}"
+        )
+
+
+def dense_null(
+    rng: np.random.Generator, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 1: every head and layer flips each pool example with probability FLIPS / POOL,
+    independently in every seed."""
+    _check_classification(task)
+    return _null(rng, task, seeds, lambda: dense_flips(rng, seeds))
+
+
+def sparse_null(
+    rng: np.random.Generator, rate: float, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 2: Poisson(rate) flips per mask per seed, on pool examples drawn at random."""
+    _check_classification(task)
+    return _null(rng, task, seeds, lambda: exactly(rng, rng.poisson(rate, (seeds, len(MASKS))), POOL))
+
+
+def shared_flips(rng: np.random.Generator, seeds: int, keep: float) -> np.ndarray:
+    """(seeds, masks, POOL): each mask's own FLIPS pool examples, each flipped in a seed with
+    probability `keep`, plus fresh flips elsewhere so that a seed flips FLIPS on average."""
+    own = exactly(rng, np.full((1, len(MASKS)), FLIPS), POOL)  # (1, masks, POOL)
+    kept = own & (rng.random((seeds, len(MASKS), POOL)) < keep)
+    fresh = ~own & (rng.random((seeds, len(MASKS), POOL)) < FLIPS * (1 - keep) / (POOL - FLIPS))
+    return kept | fresh
+
+
+def shared_null(
+    rng: np.random.Generator, keep: float, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 3: the baseline's coin on the pool is shared by every seed and each mask flips
+    mostly the same examples in every seed (`shared_flips`): the seeds' deltas are correlated
+    through the examples, which resampling the seeds independently ignores."""
+    _check_classification(task)
+    return _null(rng, task, seeds, lambda: shared_flips(rng, seeds, keep), shared=True)
+
+
+def plant(rng: np.random.Generator, right: np.ndarray, where: Layout, change: int) -> None:
+    """Change |change| examples of a mask's correctness row (n,) in place: change > 0 fixes
+    hard examples (wrong -> right), change < 0 breaks easy ones (right -> wrong)."""
+    among = where.hard if change > 0 else where.easy
+    right[rng.choice(among, size=min(abs(change), among.size), replace=False)] = change > 0
+
+
+def planted_counts(
+    rng: np.random.Generator, delta: np.ndarray, where: Layout
+) -> tuple[np.ndarray, np.ndarray]:
+    """(changes, true deltas), like delta: each example that can change does so independently,
+    so the count is binomial with expectation delta * n (clipped to the examples there are to
+    change; the clipped value / n is the true delta): a new sample of examples would hold
+    another count, which is what the intervals are about."""
+    n = where.gold.size
+    expected = np.clip(np.asarray(delta) * n, -where.easy.size, where.hard.size)
+    pool = np.where(expected > 0, where.hard.size, where.easy.size)
+    counts = rng.binomial(pool, np.abs(expected) / pool)
+    return np.sign(expected).astype(np.int64) * counts, expected / n
+
+
+def seed_spread(
+    rng: np.random.Generator, tau: float, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 4: dense nulls plus head PLANTED_HEAD whose seed-s true delta is MU + tau_s,
+    tau_s ~ N(0, (tau points)^2); its pooled truth is MU (the mean over the seeds' population)."""
+    _check_classification(task)
+    where = layout(rng, task)
+    right = sweep_right(baseline_right(rng, where, seeds, False), where, dense_flips(rng, seeds))
+    changes, truth = planted_counts(rng, MU + rng.normal(0, tau * POINT, seeds), where)
+    row = NAMES.index(PLANTED_HEAD)
+    for s in range(seeds):
+        plant(rng, right[s, row], where, int(changes[s]))
+    return classification_table(task, right, where.gold), Truth(
+        task, get_task(task).metrics, seeds, {PLANTED_HEAD: MU}, {PLANTED_HEAD: truth}, (PLANTED_HEAD,)
+    )
+
+
+def planted(
+    rng: np.random.Generator, same_examples: bool, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 5: dense nulls plus head PLANTED_HEAD fixing PLANTED_CHANGES hard examples in
+    every seed (+2 points): the same examples in every seed or different ones."""
+    _check_classification(task)
+    where = layout(rng, task)
+    right = sweep_right(baseline_right(rng, where, seeds, False), where, dense_flips(rng, seeds))
+    row = NAMES.index(PLANTED_HEAD)
+    fixed = rng.choice(where.hard, PLANTED_CHANGES, replace=False)
+    for s in range(seeds):
+        chosen = fixed if same_examples else rng.choice(where.hard, PLANTED_CHANGES, replace=False)
+        right[s, row, chosen] = True
+    delta = PLANTED_CHANGES / where.gold.size
+    return classification_table(task, right, where.gold), Truth(
+        task,
+        get_task(task).metrics,
+        seeds,
+        {PLANTED_HEAD: delta},
+        {PLANTED_HEAD: np.full(seeds, delta)},
+        (PLANTED_HEAD,),
+    )
+
+
+def real_layers(
+    rng: np.random.Generator, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 6: dense nulls, and every layer mask breaks its own LAYER_CHANGES easy examples in
+    every seed (-5 points); the heads stay null."""
+    _check_classification(task)
+    where = layout(rng, task)
+    right = sweep_right(baseline_right(rng, where, seeds, False), where, dense_flips(rng, seeds))
+    for row in LAYER_ROWS:
+        right[:, row, rng.choice(where.easy, LAYER_CHANGES, replace=False)] = False
+    delta = -LAYER_CHANGES / where.gold.size
+    layers = tuple(NAMES[r] for r in LAYER_ROWS)
+    return classification_table(task, right, where.gold), Truth(
+        task,
+        get_task(task).metrics,
+        seeds,
+        dict.fromkeys(layers, delta),
+        {name: np.full(seeds, delta) for name in layers},
+        layers,
+    )
+
+
+def regression_sweep(
+    rng: np.random.Generator, seeds: int, redrawn: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pred (seeds, masks, n), gold (n,)): gold ~ U(0, 5), the baseline gold + a shared error +
+    the seed's error; a mask redraws the seed's error where `redrawn` (seeds, masks, n)."""
+    n = redrawn.shape[2]
+    gold = rng.uniform(0, 5, n)
+    shared = gold + rng.normal(0, REGRESSION_SHARED_SD, n)
+    base = shared[None] + rng.normal(0, REGRESSION_SEED_SD, (seeds, n))  # (seeds, n)
+    fresh = shared[None, None] + rng.normal(0, REGRESSION_SEED_SD, redrawn.shape)  # (seeds, masks, n)
+    redrawn = redrawn.copy()
+    redrawn[:, 0] = False
+    return np.where(redrawn, fresh, base[:, None]), gold
+
+
+def regression_null(
+    rng: np.random.Generator, task: str = "STS-B", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 7: every mask redraws the baseline's seed error on ~REGRESSION_SHARE of the
+    examples (independently per seed): exchangeable with the baseline, true delta 0."""
+    redrawn = rng.random((seeds, len(MASKS), EXAMPLES)) < REGRESSION_SHARE
+    pred, gold = regression_sweep(rng, seeds, redrawn)
+    return sweep_table(task, pred, gold), Truth(task, get_task(task).metrics, seeds)
+
+
+def four_discordant(
+    rng: np.random.Generator, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 8: every mask differs from the baseline on exactly DISCORDANT examples per seed
+    (pool flips; for a regression task, redrawn predictions)."""
+    counts = np.full((seeds, len(MASKS)), DISCORDANT)
+    if get_task(task).is_regression:
+        pred, gold = regression_sweep(rng, seeds, exactly(rng, counts, EXAMPLES))
+        return sweep_table(task, pred, gold), Truth(task, get_task(task).metrics, seeds)
+    _check_classification(task)
+    return _null(rng, task, seeds, lambda: exactly(rng, counts, POOL))
+
+
+def mode_agreement(
+    rng: np.random.Generator, identical: bool, task: str = "SST-2", seeds: int = SEEDS
+) -> tuple[pl.DataFrame, Truth]:
+    """Design 9: modes MODES of one sweep (the same baseline), every head with a true delta
+    ~ N(0, MODE_SD^2) drawn once (the same in both modes when `identical`), planted per seed as
+    in seed_spread, plus each mode's own dense null flips. Truth: the correlations (Pearson,
+    Spearman) of the two modes' true per-head deltas."""
+    _check_classification(task)
+    where = layout(rng, task)
+    base = baseline_right(rng, where, seeds, False)
+    first = rng.normal(0, MODE_SD, HEAD_ROWS.size)
+    true = {
+        mode: first if identical or i == 0 else rng.normal(0, MODE_SD, HEAD_ROWS.size)
+        for i, mode in enumerate(MODES)
+    }
+    tables = []
+    for mode in MODES:
+        right = sweep_right(base, where, dense_flips(rng, seeds))
+        changes, _ = planted_counts(rng, np.broadcast_to(true[mode], (seeds, HEAD_ROWS.size)), where)
+        for s in range(seeds):
+            for column, row in enumerate(HEAD_ROWS):
+                plant(rng, right[s, row], where, int(changes[s, column]))
+        tables.append(classification_table(task, right, where.gold, mode))
+    a, b = (true[mode] for mode in MODES)
+    correlation = {
+        "pearson": float(np.corrcoef(a, b)[0, 1]),
+        "spearman": float(stats.spearmanr(a, b).statistic),
+    }
+    return pl.concat(tables), Truth(task, ("accuracy",), seeds, correlation=correlation)
+
+
+# ---------------------------------------------------------------- scoring one replicate
+
+
+def _truth_frames(truth: Truth) -> tuple[pl.DataFrame, pl.DataFrame]:
+    pooled = pl.DataFrame(
+        {"mask": list(truth.pooled), "pooled_truth": list(truth.pooled.values())},
+        schema={"mask": pl.String, "pooled_truth": pl.Float64},
+    )
+    rows = [(m, s, float(v)) for m, values in truth.per_seed.items() for s, v in enumerate(values)]
+    per_seed = pl.DataFrame(
+        rows, schema={"mask": pl.String, "seed": pl.Int64, "seed_truth": pl.Float64}, orient="row"
+    )
+    return pooled, per_seed
+
+
+def with_truth(statistics: pl.DataFrame, truth: Truth) -> pl.DataFrame:
+    """The statistics rows of single heads and layers with their `truth` and `planted` flag."""
+    pooled, per_seed = _truth_frames(truth)
+    rows = statistics.filter(pl.col("kind").is_in(SWEEP_KINDS)).with_columns(pl.col("seed").cast(pl.Int64))
+    rows = rows.join(pooled, on="mask", how="left").join(per_seed, on=["mask", "seed"], how="left")
+    value = pl.when(pl.col("scope") == "pooled").then(pl.col("pooled_truth")).otherwise(pl.col("seed_truth"))
+    return rows.with_columns(truth=value.fill_null(0.0), planted=pl.col("mask").is_in(list(truth.planted)))
+
+
+def _covers(low: str = "ci_low", high: str = "ci_high") -> pl.Expr:
+    return (pl.col(low) <= pl.col("truth") + 1e-12) & (pl.col("truth") - 1e-12 <= pl.col(high))
+
+
+def _finite(*columns: str) -> pl.Expr:
+    return pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite() for c in columns])
+
+
+def interval_records(rows: pl.DataFrame, alpha: float) -> list[tuple[str, float]]:
+    """Coverage per scope for null and planted masks, the nulls' false-positive rates, the
+    share of undefined intervals."""
+    out = [("undefined", 1.0 - rows.filter(_finite("ci_low", "ci_high")).height / max(rows.height, 1))]
+    finite = rows.filter(_finite("ci_low", "ci_high"))
+    for scope in ("pooled", "seed"):
+        for role, is_planted in (("null", False), ("planted", True)):
+            part = finite.filter((pl.col("scope") == scope) & (pl.col("planted") == is_planted))
+            if part.height:
+                out.append((f"coverage_{scope}_{role}", float(part.select(_covers().mean()).item())))
+        tested = rows.filter((pl.col("scope") == scope) & ~pl.col("planted") & _finite("p_value"))
+        if tested.height:
+            out.append((f"fpr_{scope}", float((tested["p_value"] < alpha).mean())))
+    return out
+
+
+def family_records(rows: pl.DataFrame) -> list[tuple[str, float]]:
+    """Any BH-significant null head / null layer (pooled); the planted masks' significance."""
+    pooled = rows.filter(pl.col("scope") == "pooled").with_columns(pl.col("significant").fill_null(False))
+    out = []
+    for kind in SWEEP_KINDS:
+        nulls = pooled.filter((pl.col("kind") == kind) & ~pl.col("planted"))
+        if nulls.height:
+            out.append((f"fwer_{kind}s", float(nulls["significant"].any())))
+        real = pooled.filter((pl.col("kind") == kind) & pl.col("planted"))
+        if real.height:
+            out.append((f"power_{kind}s", float(real["significant"].mean())))
+    return out
+
+
+def estimate_truth(mask: str | None, truth: Truth) -> float:
+    """The true delta an estimate targets: the mean pooled truth of its named head(s), or of
+    every head when it names none (random_head). Several heads are joined by "," (one per seed)
+    and "/" (one per half of the examples); each scores an equal share, and accuracy is linear."""
+    names = re.split(r"[,/]", mask) if mask else HEAD_NAMES
+    return float(np.mean([truth.pooled.get(name.strip(), 0.0) for name in names]))
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def selection_records(selection: pl.DataFrame, truth: Truth, alpha: float) -> list[tuple[str, float]]:
+    """Bias and coverage of each head estimate; the existence test's verdicts."""
+    out = []
+    improves = max((truth.pooled.get(name, 0.0) for name in HEAD_NAMES), default=0.0) > 0
+    for row in selection.iter_rows(named=True):
+        estimate = row["estimate"]
+        if estimate in ESTIMATES and _finite_number(row["delta"]):
+            target = estimate_truth(row["mask"], truth)
+            out.append((f"bias_{estimate}", row["delta"] - target))
+            if _finite_number(row["ci_low"]) and _finite_number(row["ci_high"]):
+                out.append((f"coverage_{estimate}", float(row["ci_low"] <= target <= row["ci_high"])))
+        elif estimate == "some_head_improves":
+            if _finite_number(row["p_value"]):
+                out.append(("exists_power" if improves else "exists_false", float(row["p_value"] < alpha)))
+            if _finite_number(row["ci_high"]):
+                out.append(("exists_contradicted", float(row["ci_high"] < 0)))
+    return out
+
+
+def evaluate_sweep(table: pl.DataFrame, truth: Truth, settings: StatisticsSettings) -> list[Record]:
+    """The scored answers of sweep_statistics on one simulated sweep, every metric."""
+    from headlab.analysis.sweep_statistics import sweep_statistics
+
+    statistics, selection = sweep_statistics(table, list(truth.metrics), settings)
+    out: list[Record] = []
+    for metric in truth.metrics:
+        rows = with_truth(statistics.filter(pl.col("metric") == metric), truth)
+        chosen = selection.filter(pl.col("metric") == metric)
+        found = interval_records(rows, settings.alpha) + family_records(rows)
+        found += selection_records(chosen, truth, settings.alpha)
+        out += [(metric, quantity, value) for quantity, value in found]
+    return out
+
+
+def evaluate_agreement(table: pl.DataFrame, truth: Truth, settings: StatisticsSettings) -> list[Record]:
+    """The modes_agree claim's verdict and the pooled correlation interval's coverage."""
+    from headlab.analysis.mode_agreement import mode_agreement as agreement_table
+    from headlab.analysis.mode_claims import modes_agree_claim
+
+    by_mode = {mode: group for (mode,), group in table.group_by("mode", maintain_order=True)}
+    agreement = agreement_table(by_mode, "accuracy", TOP_K, settings.resamples, settings.alpha, settings.seed)
+    verdict = modes_agree_claim(agreement, list(by_mode), threshold=AGREEMENT_THRESHOLD)["verdict"]
+    statistic = "pearson_corrected" if "pearson_corrected" in agreement["statistic"].to_list() else "spearman"
+    row = agreement.filter((pl.col("scope") == "pooled") & (pl.col("statistic") == statistic)).row(
+        0, named=True
+    )
+    target = truth.correlation["pearson" if statistic == "pearson_corrected" else "spearman"]
+    agree = truth.correlation["pearson"] > AGREEMENT_THRESHOLD
+    metric = f"accuracy ({statistic})"
+    supported = "mode_supported_true" if agree else "mode_supported_false"
+    out: list[Record] = [
+        (metric, supported, float(verdict == "supported")),
+        (metric, "mode_contradicted", float(verdict == "contradicted")),
+        (metric, "mode_error", row["value"] - target),
+    ]
+    if _finite_number(row["ci_low"]) and _finite_number(row["ci_high"]):
+        out.append((metric, "mode_coverage", float(row["ci_low"] <= target <= row["ci_high"])))
+    return out
+
+
+# ---------------------------------------------------------------- designs and replicates
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    make: Callable[..., tuple[pl.DataFrame, Truth]]  # (rng, task=...) -> (predictions, truth)
+    tasks: tuple[str, ...]
+    note: str
+    evaluate: Callable[[pl.DataFrame, Truth, StatisticsSettings], list[Record]] = evaluate_sweep
+
+
+NULL_TASKS = ("SST-2", "MRPC")
+DESIGNS: dict[str, Design] = {
+    d.name: d
+    for d in [
+        Design("dense_null", dense_null, NULL_TASKS, f"Every mask flips ~{FLIPS} pool examples per seed."),
+        *(
+            Design(
+                f"sparse_null_{r}", partial(sparse_null, rate=r), NULL_TASKS, f"Poisson({r}) flips per mask."
+            )
+            for r in (4, 10)
+        ),
+        *(
+            Design(
+                f"shared_null_{keep}",
+                partial(shared_null, keep=keep),
+                NULL_TASKS,
+                f"Baseline coin shared by the seeds; each mask's own {FLIPS} examples flip in a seed "
+                f"with probability {keep} (plus fresh flips): seeds correlated through the examples.",
+            )
+            for keep in (0.9, 0.7)
+        ),
+        *(
+            Design(
+                f"seed_spread_{tau}",
+                partial(seed_spread, tau=tau),
+                ("SST-2",),
+                f"{PLANTED_HEAD}: seed delta {MU / POINT:g} + N(0, {tau}^2) points; truth {MU / POINT:g}.",
+            )
+            for tau in (0, 1, 2, 3)
+        ),
+        Design(
+            "seed_spread_2_s5",
+            partial(seed_spread, tau=2, seeds=5),
+            ("SST-2",),
+            f"As seed_spread_2 with 5 seeds; truth {MU / POINT:g} points.",
+        ),
+        *(
+            Design(
+                f"planted_{label}",
+                partial(planted, same_examples=same),
+                ("SST-2",),
+                f"{PLANTED_HEAD} fixes {PLANTED_CHANGES} hard examples (+2 points), {label} examples "
+                "in every seed.",
+            )
+            for label, same in (("same", True), ("different", False))
+        ),
+        Design(
+            "real_layers",
+            real_layers,
+            ("SST-2",),
+            f"Every layer breaks {LAYER_CHANGES} examples (-5 points); heads null.",
+        ),
+        Design(
+            "regression_null",
+            regression_null,
+            ("STS-B",),
+            f"Each mask redraws ~{REGRESSION_SHARE:.0%} of the predictions (exchangeable).",
+        ),
+        Design(
+            "four_discordant",
+            four_discordant,
+            ("SST-2", "MRPC", "STS-B"),
+            f"Every mask differs from the baseline on exactly {DISCORDANT} examples per seed.",
+        ),
+        *(
+            Design(
+                f"mode_agreement_{label}",
+                partial(mode_agreement, identical=same),
+                ("SST-2",),
+                f"Two modes; true per-head deltas N(0, {MODE_SD / POINT:g}^2 points), {label} in both.",
+                evaluate_agreement,
+            )
+            for label, same in (("identical", True), ("independent", False))
+        ),
+    ]
+}
+
+
+def design_rng(name: str, replicate: int, task_index: int = 0) -> np.random.Generator:
+    """The generator of one replicate of a design (and one of its tasks)."""
+    return np.random.default_rng([list(DESIGNS).index(name), replicate, task_index])
+
+
+def run_replicate(
+    name: str, replicate: int, settings: StatisticsSettings
+) -> tuple[list[tuple[str, ...]], float]:
+    """((task, metric, quantity, value) records, seconds) of one replicate of a design."""
+    design = DESIGNS[name]
+    start = time.perf_counter()
+    settings = replace(settings, seed=settings.seed + replicate)
+    records = []
+    for index, task in enumerate(design.tasks):
+        table, truth = design.make(design_rng(name, replicate, index), task=task)
+        records += [(task, *record) for record in design.evaluate(table, truth, settings)]
+    return records, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+@dataclass(frozen=True)
+class Quantity:
+    label: str
+    kind: str  # binary: one 0/1 per replicate | share: a rate within a replicate | mean
+    unit: str  # percent | points | raw
+    target: str
+
+
+QUANTITIES: dict[str, Quantity] = {
+    "coverage_pooled_null": Quantity(
+        "pooled interval covers 0, null masks (pooled over masks)", "share", "percent", "95 %"
+    ),
+    "coverage_pooled_planted": Quantity(
+        "pooled interval covers the truth, planted mask(s)", "share", "percent", "95 %"
+    ),
+    "coverage_seed_null": Quantity(
+        "per-seed interval covers 0, null masks (pooled over masks and seeds)", "share", "percent", "95 %"
+    ),
+    "coverage_seed_planted": Quantity(
+        "per-seed interval covers the seed's truth, planted mask(s) (pooled over seeds)",
+        "share",
+        "percent",
+        "95 %",
+    ),
+    "fpr_pooled": Quantity("pooled p < alpha, null masks (pooled over masks)", "share", "percent", "<= 5 %"),
+    "fpr_seed": Quantity(
+        "per-seed p < alpha, null masks (pooled over masks and seeds)", "share", "percent", "<= 5 %"
+    ),
+    "undefined": Quantity("undefined (NaN) intervals, all masks and scopes", "share", "percent", "0 %"),
+    "fwer_heads": Quantity("any null head significant (pooled, BH)", "binary", "percent", "<= 5 %"),
+    "fwer_layers": Quantity("any null layer significant (pooled, BH)", "binary", "percent", "<= 5 %"),
+    "power_heads": Quantity("planted head(s) significant (pooled, BH)", "share", "percent", "high"),
+    "power_layers": Quantity(
+        "planted layers significant (pooled, BH; pooled over layers)", "share", "percent", "high"
+    ),
+    "exists_false": Quantity("some_head_improves p < alpha, no head improves", "binary", "percent", "<= 5 %"),
+    "exists_power": Quantity(
+        "some_head_improves p < alpha, a head improves (power)", "binary", "percent", "high"
+    ),
+    "exists_contradicted": Quantity(
+        "some_head_improves contradicted (ci_high < 0)", "binary", "percent", "low"
+    ),
+    "bias_random_head": Quantity("random_head: delta - truth", "mean", "points", "0"),
+    "bias_best_head_naive": Quantity(
+        "best_head_naive: delta - truth of the chosen head", "mean", "points", "> 0 (biased)"
+    ),
+    "bias_best_head_split": Quantity(
+        "best_head_split: delta - truth of the chosen head", "mean", "points", "0"
+    ),
+    "bias_best_head_cross_seed": Quantity(
+        "best_head_cross_seed: delta - mean truth of the chosen heads", "mean", "points", "0"
+    ),
+    "coverage_random_head": Quantity("random_head interval covers the truth", "binary", "percent", "95 %"),
+    "coverage_best_head_naive": Quantity(
+        "best_head_naive interval covers the truth", "binary", "percent", "(descriptive)"
+    ),
+    "coverage_best_head_split": Quantity(
+        "best_head_split interval covers the truth", "binary", "percent", "95 %"
+    ),
+    "coverage_best_head_cross_seed": Quantity(
+        "best_head_cross_seed interval covers the truth", "binary", "percent", "95 %"
+    ),
+    "mode_supported_true": Quantity(
+        "modes_agree supported (true deltas identical)", "binary", "percent", ">= 80 %"
+    ),
+    "mode_supported_false": Quantity(
+        "modes_agree supported (true deltas independent)", "binary", "percent", "<= 5 %"
+    ),
+    "mode_contradicted": Quantity("modes_agree contradicted", "binary", "percent", "-"),
+    "mode_coverage": Quantity(
+        "pooled correlation interval covers the true correlation", "binary", "percent", "95 %"
+    ),
+    "mode_error": Quantity("pooled correlation - true correlation", "mean", "raw", "0"),
+}
+
+
+def summarize(values: list[float], kind: str) -> tuple[float, float]:
+    """(mean, Monte Carlo SE): binomial for a per-replicate 0/1, else the spread over replicates."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if kind == "binary":
+        return mean, math.sqrt(mean * (1 - mean) / x.size)
+    return mean, float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else float("nan")
+
+
+def aggregate(
+    name: str, results: list[tuple[list[tuple[str, ...]], float]], workers: int
+) -> dict[str, object]:
+    """The summary of a design's replicates: one row per task x metric x quantity."""
+    values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for records, _ in results:
+        for task, metric, quantity, value in records:
+            values[(task, metric, quantity)].append(float(value))
+    order = list(QUANTITIES)
+    tasks = DESIGNS[name].tasks
+    rows = []
+    for (task, metric, quantity), found in sorted(
+        values.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1], order.index(kv[0][2]))
+    ):
+        spec = QUANTITIES[quantity]
+        mean, se = summarize(found, spec.kind)
+        rows.append(
+            {
+                "task": task,
+                "metric": metric,
+                "quantity": quantity,
+                "estimate": mean,
+                "se": se,
+                "n": len(found),
+            }
+        )
+    seconds = [s for _, s in results]
+    return {
+        "name": name,
+        "reps": len(results),
+        "workers": workers,
+        "replicate_s": float(np.mean(seconds)) if seconds else float("nan"),
+        "rows": rows,
+    }
+
+
+class Progress:
+    """tqdm on stderr when installed, else a line per 10 replicates."""
+
+    def __init__(self, total: int, description: str) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=description, file=sys.stderr)
+        except ImportError:
+            self.bar = None
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.done % 10 == 0 or self.done == self.total:
+            elapsed = time.perf_counter() - self.start
+            print(f"{self.done}/{self.total} replicates ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def worker_threads(workers: int) -> Iterator[None]:
+    """Limit the BLAS and Polars threads of spawned workers to their share of the CPUs."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in names:
+        os.environ.setdefault(name, share)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_designs(
+    names: list[str], reps: int | dict[str, int], settings: StatisticsSettings, workers: int = 2
+) -> list[dict[str, object]]:
+    """The summaries of several designs, replicates spread over `workers` processes; `reps` one
+    count for every design or a count per design name."""
+    count = reps if isinstance(reps, dict) else dict.fromkeys(names, reps)
+    jobs = [(name, r) for name in names for r in range(count[name])]
+    results: dict[str, list[tuple[list[tuple[str, ...]], float]]] = {name: [] for name in names}
+    progress = Progress(len(jobs), ", ".join(names) if len(names) <= 2 else f"{len(names)} designs")
+    if workers <= 1:
+        for name, r in jobs:
+            results[name].append(run_replicate(name, r, settings))
+            progress.update()
+    else:
+        with worker_threads(workers), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_replicate, name, r, settings): name for name, r in jobs}
+            for future in as_completed(futures):
+                results[futures[future]].append(future.result())
+                progress.update()
+    progress.close()
+    return [aggregate(name, results[name], workers) for name in names]
+
+
+def run_design(name: str, reps: int, settings: StatisticsSettings, workers: int = 2) -> dict[str, object]:
+    """The summary of one design (see `aggregate`)."""
+    return run_designs([name], reps, settings, workers)[0]
+
+
+# ---------------------------------------------------------------- output
+
+
+def _format(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if unit == "percent":
+        return f"{100 * value:.1f} %"
+    return f"{100 * value:+.2f}" if unit == "points" else f"{value:+.3f}"
+
+
+def _format_se(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.2f}" if unit in ("percent", "points") else f"{value:.3f}"
+
+
+def markdown(result: dict[str, object]) -> str:
+    """One design's table."""
+    design = DESIGNS[str(result["name"])]
+    lines = [
+        f"### {design.name}",
+        "",
+        f"{design.note} R = {result['reps']} replicates; "
+        f"{result['replicate_s']:.1f} s per replicate (one worker, every task).",
+        "",
+        "| task | metric | quantity | estimate | MC SE | target |",
+        "|---|---|---|--:|--:|---|",
+    ]
+    for row in result["rows"]:
+        spec = QUANTITIES[row["quantity"]]
+        unit = " (points)" if spec.unit == "points" else ""
+        lines.append(
+            f"| {row['task']} | {row['metric']} | {spec.label}{unit} | {_format(row['estimate'], spec.unit)} "
+            f"| {_format_se(row['se'], spec.unit)} | {spec.target} |"
+        )
+    return "\n".join(lines)
+
+
+HOW_TO_READ = (
+    "How to read: every design simulates whole sweeps whose true deltas are known and runs them through "
+    "`sweep_statistics` (or the mode-agreement claim); each row is a Monte Carlo estimate over R replicates "
+    "with its Monte Carlo standard error (MC SE, in the unit of the estimate: percentage points of a rate, "
+    "or points of accuracy/F1/correlation x 100 for a bias). A 0/1 per replicate (any significant null "
+    "head, the existence test, a best-head interval's coverage, a claim's verdict) has the binomial SE "
+    "sqrt(p (1 - p) / R). Rates pooled over masks (and seeds) are first averaged within a replicate and "
+    "their SE is the spread of those averages over the R replicates (the masks of one replicate share "
+    "the baseline, so they are not independent trials). Null masks have true delta 0 for every metric; "
+    "a calibrated interval covers the truth in about 95 % of cases and a level-alpha test rejects a null "
+    "in at most about 5 %: a value more than 2-3 SE on the wrong side of its target is a miscalibration. "
+    "Bias is the mean of (estimate - true delta of the head(s) it chose), in points."
+)
+
+
+def document(
+    results: list[dict[str, object]], command: str, seconds: float, settings: StatisticsSettings
+) -> str:
+    header = [
+        "# Calibration of the sweep statistics",
+        "",
+        f"Regenerate: `{command}`",
+        "",
+        f"Date: {date.today().isoformat()}; run time {seconds:.0f} s; B = {settings.resamples} resamples, "
+        f"{settings.permutations} permutations, alpha = {settings.alpha}; {EXAMPLES} examples, "
+        f"{LAYERS} x {HEADS} heads + {LAYERS} layers, {SEEDS} seeds unless stated.",
+        "",
+        HOW_TO_READ,
+        "",
+    ]
+    return "\n".join(header + [markdown(r) + "\n" for r in results])
+
+
+def selected_designs(requested: list[str] | None) -> list[str]:
+    """Design names: each requested name, or every design whose name starts with it + '_'."""
+    if not requested:
+        return list(DESIGNS)
+    chosen = []
+    for name in requested:
+        found = [d for d in DESIGNS if d == name or d.startswith(name + "_")]
+        if not found:
+            raise SystemExit(f"unknown design {name!r}; known: {', '.join(DESIGNS)}")
+        chosen += [d for d in found if d not in chosen]
+    return chosen
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--designs", nargs="+", help="design names or prefixes (default: every design)")
+    parser.add_argument("--reps", type=int, default=20, help="Monte Carlo replicates per design")
+    parser.add_argument(
+        "--reps-of",
+        nargs="+",
+        default=[],
+        metavar="PREFIX=R",
+        help="replicates of the designs matching a name or prefix (e.g. the slow STS-B ones)",
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--permutations", type=int, default=10000)
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0, help="statistics seed (plus the replicate index)")
+    parser.add_argument("--quick", action="store_true", help="2 replicates, B = 200, 1000 permutations")
+    parser.add_argument("--output", type=Path, help="also write the tables to this Markdown file")
+    parser.add_argument("--list", action="store_true", help="print the designs and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from headlab.analysis.sweep_statistics import StatisticsSettings
+
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(f"{d.name}: {', '.join(d.tasks)}. {d.note}" for d in DESIGNS.values()))
+        return
+    names = selected_designs(args.designs)
+    reps = dict.fromkeys(names, 2 if args.quick else args.reps)
+    for item in [] if args.quick else args.reps_of:
+        prefix, _, count = item.partition("=")
+        reps.update({name: int(count) for name in names if name.startswith(prefix)})
+    settings = StatisticsSettings(
+        resamples=200 if args.quick else args.resamples,
+        permutations=1000 if args.quick else args.permutations,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    results = run_designs(names, reps, settings, args.workers)
+    seconds = time.perf_counter() - start
+    print("\n\n".join(markdown(r) for r in results))
+    print(f"\n{seconds:.0f} s in all, {args.workers} worker(s)", file=sys.stderr)
+    if args.output:
+        command = shlex.join(
+            ["python", "benchmarks/calibration.py", *(argv if argv is not None else sys.argv[1:])]
+        )
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(document(results, command, seconds, settings))
+
+
+if __name__ == "__main__":
+    main()
