@@ -284,19 +284,23 @@ def seed_spread(
 
 
 def planted(
-    rng: np.random.Generator, same_examples: bool, task: str = "SST-2", seeds: int = SEEDS
+    rng: np.random.Generator,
+    same_examples: bool,
+    task: str = "SST-2",
+    seeds: int = SEEDS,
+    changes: int = PLANTED_CHANGES,
 ) -> tuple[pl.DataFrame, Truth]:
-    """Design 5: dense nulls plus head PLANTED_HEAD fixing PLANTED_CHANGES hard examples in
-    every seed (+2 points): the same examples in every seed or different ones."""
+    """Design 5: dense nulls plus head PLANTED_HEAD fixing `changes` hard examples in every seed
+    (PLANTED_CHANGES: +2 points): the same examples in every seed or different ones."""
     _check_classification(task)
     where = layout(rng, task)
     right = sweep_right(baseline_right(rng, where, seeds, False), where, dense_flips(rng, seeds))
     row = NAMES.index(PLANTED_HEAD)
-    fixed = rng.choice(where.hard, PLANTED_CHANGES, replace=False)
+    fixed = rng.choice(where.hard, changes, replace=False)
     for s in range(seeds):
-        chosen = fixed if same_examples else rng.choice(where.hard, PLANTED_CHANGES, replace=False)
+        chosen = fixed if same_examples else rng.choice(where.hard, changes, replace=False)
         right[s, row, chosen] = True
-    delta = PLANTED_CHANGES / where.gold.size
+    delta = changes / where.gold.size
     return classification_table(task, right, where.gold), Truth(
         task,
         get_task(task).metrics,
@@ -617,6 +621,16 @@ DESIGNS: dict[str, Design] = {
                 evaluate_agreement,
             )
             for label, same in (("identical", True), ("independent", False))
+        ),
+        *(
+            Design(
+                f"power_different_{points}pt",
+                partial(planted, same_examples=False, changes=points * PLANTED_CHANGES // 2),
+                ("SST-2",),
+                f"As planted_different with +{points} points ({points * PLANTED_CHANGES // 2} examples): "
+                "where the existence test's power reaches 80 %.",
+            )
+            for points in (3, 4)
         ),
     ]
 }

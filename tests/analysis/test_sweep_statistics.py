@@ -55,8 +55,8 @@ from headlab.analysis.sweep_statistics import (
     SELECTION_SCHEMA,
     STATISTICS_SCHEMA,
     StatisticsSettings,
-    _halves,
     best_of,
+    halves_of,
     sweep_statistics,
 )
 
@@ -509,7 +509,7 @@ def test_best_head_split_is_cross_fitted() -> None:
     # (where it is the baseline), H2 is chosen on B and scores A: the split delta is exactly 0,
     # while the naive estimate (chosen and scored on all examples) is H1's 15 / n
     masks = sweep_masks(1, 3)
-    half_a, half_b = _halves(EXAMPLES, FAST.seed)
+    half_a, half_b = halves_of(EXAMPLES, FAST.seed)
     rng = np.random.default_rng(5)
     seeds, gold = [], rng.integers(0, 2, EXAMPLES)
     for _ in range(2):

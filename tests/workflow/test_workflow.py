@@ -38,6 +38,7 @@ import browser
 import workflow_helpers
 from headlab.analysis.claim_rules import VERDICTS
 from headlab.analysis.claims import CLAIM_IDS
+from headlab.analysis.sweep_statistics import ESTIMATES
 from headlab.data.tasks import TASKS, get_task
 from headlab.io.parquet import read_metadata
 from tiny import write_tiny_glue, write_tiny_model
@@ -274,8 +275,9 @@ def test_sweep_tables_are_complete_and_consistent(tiny_run: TinyRun) -> None:
 
 def test_statistics_table1_and_claims_cover_every_seed(tiny_run: TinyRun) -> None:
     """Per sweep: one row per seed and one pooled row for each mask x metric, the four best-head
-    estimates per metric; Table 1 gives mean ± sd over the seeds; the claims table has one row per
-    claim of headlab.analysis.claims, with a known verdict, and claims.md one table row each."""
+    estimates and the simultaneous test per metric; Table 1 gives mean ± sd over the seeds; the
+    claims table has one row per claim of headlab.analysis.claims, with a known verdict, and
+    claims.md one table row each."""
     seeds = tiny_run.seeds
     assert len(seeds) >= 2, "configs/test.yaml should have two seeds"
     for task in tiny_run.config["tasks"]:
@@ -302,7 +304,7 @@ def test_statistics_table1_and_claims_cover_every_seed(tiny_run: TinyRun) -> Non
                 joined["delta"].to_numpy(), joined["delta_seeds"].to_numpy(), rtol=1e-9, atol=1e-12
             )
             selection = pl.read_parquet(folder / "selection.parquet")
-            assert selection.height == 4 * len(metrics), (task, mode)
+            assert selection["estimate"].to_list() == list(ESTIMATES) * len(metrics), (task, mode)
     table1 = pl.read_csv(tiny_run.results / "table1.csv")
     assert set(table1["n_seeds"]) == {len(seeds)}
     assert all(" ± " in cell for cell in table1["finetuned_pretrained"]), table1

@@ -239,9 +239,10 @@ def _existence_claim(inputs: ClaimInputs) -> dict[str, object]:
         upper = _heads_upper(inputs, task, max(heads, 1) * len(present))
         rejected.append(bool(r["p_value"] < inputs.alpha))
         below.append(bool(upper < 0))
+        bound = points(upper) if not upper > 1 else "above +100 (few seeds: few degrees of freedom)"
         texts.append(
             f"{task} ({r['mask']}) {points(r['delta'])}, simultaneous p = {r['p_value']:.3g}, "
-            f"largest upper bound {points(upper)}"
+            f"largest upper bound {bound}"
         )
     verdict = "supported" if all(rejected) else "contradicted" if any(below) else "inconclusive"
     missing = [t for t in inputs.tasks if t not in present]

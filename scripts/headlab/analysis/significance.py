@@ -80,6 +80,11 @@ class Inference:
     high: np.ndarray
     p: np.ndarray
 
+    def take(self, columns: np.ndarray | slice) -> Inference:
+        """The inference of some columns only."""
+        fields = (self.estimate, self.se, self.df, self.low, self.high, self.p)
+        return Inference(*(np.atleast_1d(f[columns]) for f in fields))
+
     def row(self, column: int = 0) -> dict[str, float]:
         """One column under the tables' names: delta, se, df, ci_low, ci_high, p_value."""
         values = (self.estimate, self.se, self.df, self.low, self.high, self.p)
