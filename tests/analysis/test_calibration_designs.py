@@ -35,21 +35,20 @@ from headlab.analysis.scoring import SWEEP_PREDICTIONS_SCHEMA
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "calibration_benchmark", ROOT / "benchmarks" / "calibration.py"
-    )
+def _load_benchmark(name: str = "calibration") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
 
 
-calibration = _load_benchmark()
-MASKS = len(calibration.MASKS)
-N = calibration.EXAMPLES
-PLANTED_ROW = calibration.NAMES.index(calibration.PLANTED_HEAD)
-NULL_ROWS = np.concatenate([calibration.HEAD_ROWS, calibration.LAYER_ROWS])
+calibration = _load_benchmark()  # the design registry and seeding
+designs = _load_benchmark("calibration_designs")  # the generators and their constants
+MASKS = len(designs.MASKS)
+N = designs.EXAMPLES
+PLANTED_ROW = designs.NAMES.index(designs.PLANTED_HEAD)
+NULL_ROWS = np.concatenate([designs.HEAD_ROWS, designs.LAYER_ROWS])
 OTHER_ROWS = NULL_ROWS[NULL_ROWS != PLANTED_ROW]  # the masks other than the planted head
 DRAWS = 20
 CASES = [(name, task) for name, design in calibration.DESIGNS.items() for task in design.tasks]
@@ -57,7 +56,7 @@ CASES = [(name, task) for name, design in calibration.DESIGNS.items() for task i
 
 def arrays(table: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(pred (seeds, masks, n), label (seeds, masks, n)) in MASKS order."""
-    order = pl.DataFrame({"mask": calibration.NAMES, "position": np.arange(MASKS)})
+    order = pl.DataFrame({"mask": designs.NAMES, "position": np.arange(MASKS)})
     rows = table.join(order, on="mask").sort("seed", "position", "example")
     seeds = rows["seed"].n_unique()
     shape = (seeds, MASKS, rows.height // (seeds * MASKS))
@@ -84,7 +83,7 @@ def test_tables_have_the_sweep_schema_and_crossed_examples(name: str, task: str)
     assert table.schema == pl.from_arrow(SWEEP_PREDICTIONS_SCHEMA.empty_table()).schema
     assert truth.task == task and set(table["task"].unique()) == {task}
     masks = table.select("mask", "kind", "layer", "head").unique(maintain_order=True)
-    assert masks["mask"].to_list() == calibration.NAMES
+    assert masks["mask"].to_list() == designs.NAMES
     assert masks.filter(pl.col("kind") == "head").height == 144
     assert masks.filter(pl.col("kind") == "layer")["head"].null_count() == 12
     assert masks.filter(pl.col("kind") == "baseline")["layer"].null_count() == 1
@@ -148,22 +147,22 @@ def test_regression_null_has_mean_correlation_delta_zero() -> None:
 @pytest.mark.parametrize("keep", [0.9, 0.7])
 def test_shared_null_flips_the_same_examples_in_about_keep_of_the_seeds(keep: float) -> None:
     seeds = 30
-    table, _ = calibration.shared_null(np.random.default_rng(1), keep=keep, seeds=seeds)
+    table, _ = designs.shared_null(np.random.default_rng(1), keep=keep, seeds=seeds)
     pred, _ = arrays(table)
     assert (pred[:, 0] == pred[:1, 0]).all()  # one baseline in every seed
     flipped = pred != pred[:, :1]  # (seeds, masks, n)
     share = flipped[:, 1:].mean(axis=0)  # (masks, n) share of seeds in which an example flips
     own = share > 0.5  # each mask's own examples
-    assert own.sum(axis=1).mean() == pytest.approx(calibration.FLIPS, abs=0.5)
+    assert own.sum(axis=1).mean() == pytest.approx(designs.FLIPS, abs=0.5)
     assert share[own].mean() == pytest.approx(keep, abs=0.03)
-    assert flipped[:, 1:].sum(axis=2).mean() == pytest.approx(calibration.FLIPS, abs=0.5)
+    assert flipped[:, 1:].sum(axis=2).mean() == pytest.approx(designs.FLIPS, abs=0.5)
 
 
 def test_seed_spread_plants_mu_plus_the_seed_spread() -> None:
     results = draw("seed_spread_2", draws=30)
-    assert all(truth.pooled[calibration.PLANTED_HEAD] == calibration.MU for _, truth in results)
-    truths = np.stack([truth.per_seed[calibration.PLANTED_HEAD] for _, truth in results])  # (draws, seeds)
-    assert_centred(truths.mean(axis=1), calibration.MU, largest_se=0.003)
+    assert all(truth.pooled[designs.PLANTED_HEAD] == designs.MU for _, truth in results)
+    truths = np.stack([truth.per_seed[designs.PLANTED_HEAD] for _, truth in results])  # (draws, seeds)
+    assert_centred(truths.mean(axis=1), designs.MU, largest_se=0.003)
     assert truths.std() == pytest.approx(0.02, rel=0.3)  # tau = 2 points
     changes = []
     for table, _ in results:
@@ -183,53 +182,53 @@ def test_planted_head_has_mean_delta_mu() -> None:
     realized = np.stack(
         [accuracy_deltas(t)[:, PLANTED_ROW] for t, _ in draw("seed_spread_0")]
     )  # (draws, seeds)
-    assert_centred(realized.mean(axis=1), calibration.MU, largest_se=0.0015)
+    assert_centred(realized.mean(axis=1), designs.MU, largest_se=0.0015)
 
 
 @pytest.mark.parametrize("same", [True, False])
 def test_planted_head_fixes_eight_examples_outside_the_pool(same: bool) -> None:
-    table, truth = calibration.planted(np.random.default_rng(3), same_examples=same)
+    table, truth = designs.planted(np.random.default_rng(3), same_examples=same)
     pred, label = arrays(table)
     right = pred == label  # (seeds, masks, n)
     outside = outside_pool(right, OTHER_ROWS)
-    assert outside.sum() == N - calibration.POOL
+    assert outside.sum() == N - designs.POOL
     changed = (right[:, PLANTED_ROW] != right[:, 0]) & outside  # (seeds, n)
-    assert changed.sum(axis=1).tolist() == [calibration.PLANTED_CHANGES] * 3
+    assert changed.sum(axis=1).tolist() == [designs.PLANTED_CHANGES] * 3
     assert right[:, PLANTED_ROW][changed].all()  # wrong -> right only
     assert (changed == changed[:1]).all() == same
-    assert truth.pooled[calibration.PLANTED_HEAD] == pytest.approx(0.02)
-    assert truth.per_seed[calibration.PLANTED_HEAD] == pytest.approx([0.02] * 3)
+    assert truth.pooled[designs.PLANTED_HEAD] == pytest.approx(0.02)
+    assert truth.per_seed[designs.PLANTED_HEAD] == pytest.approx([0.02] * 3)
 
 
 def test_real_layers_break_twenty_examples_in_every_seed() -> None:
-    table, truth = calibration.real_layers(np.random.default_rng(4))
+    table, truth = designs.real_layers(np.random.default_rng(4))
     pred, label = arrays(table)
     right = pred == label  # (seeds, masks, n)
-    outside = outside_pool(right, calibration.HEAD_ROWS)
-    assert outside.sum() == N - calibration.POOL
-    layers = right[:, calibration.LAYER_ROWS]  # (seeds, layers, n)
+    outside = outside_pool(right, designs.HEAD_ROWS)
+    assert outside.sum() == N - designs.POOL
+    layers = right[:, designs.LAYER_ROWS]  # (seeds, layers, n)
     changed = (layers != right[:, :1]) & outside  # (seeds, layers, n)
-    assert (changed.sum(axis=2) == calibration.LAYER_CHANGES).all()
+    assert (changed.sum(axis=2) == designs.LAYER_CHANGES).all()
     assert not layers[changed].any()  # right -> wrong only
     assert (changed == changed[:1]).all()  # the same examples in every seed
-    assert set(truth.planted) == {calibration.NAMES[r] for r in calibration.LAYER_ROWS}
+    assert set(truth.planted) == {designs.NAMES[r] for r in designs.LAYER_ROWS}
     assert all(v == pytest.approx(-0.05) for v in truth.pooled.values())
 
 
 @pytest.mark.parametrize("task", ["SST-2", "MRPC", "STS-B"])
 def test_four_discordant_differs_on_exactly_four_examples(task: str) -> None:
-    table, _ = calibration.four_discordant(np.random.default_rng(5), task=task)
+    table, _ = designs.four_discordant(np.random.default_rng(5), task=task)
     pred, _ = arrays(table)
     differing = (pred != pred[:, :1]).sum(axis=2)  # (seeds, masks)
-    assert (differing[:, 1:] == calibration.DISCORDANT).all()
+    assert (differing[:, 1:] == designs.DISCORDANT).all()
     assert (differing[:, 0] == 0).all()
 
 
 @pytest.mark.parametrize("identical", [True, False])
 def test_mode_agreement_has_two_modes_with_one_baseline(identical: bool) -> None:
-    table, truth = calibration.mode_agreement(np.random.default_rng(6), identical=identical)
+    table, truth = designs.mode_agreement(np.random.default_rng(6), identical=identical)
     modes = {mode: arrays(group)[0] for (mode,), group in table.group_by("mode", maintain_order=True)}
-    assert list(modes) == list(calibration.MODES)
+    assert list(modes) == list(designs.MODES)
     first, second = modes.values()
     assert (first[:, 0] == second[:, 0]).all()
     assert not (first[:, 1:] == second[:, 1:]).all()

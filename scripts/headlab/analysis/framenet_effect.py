@@ -21,7 +21,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from headlab.analysis.significance import StatisticsSettings, delta_inference, observed_deltas
+from headlab.analysis.significance import (
+    INFERENCE_COLUMNS,
+    StatisticsSettings,
+    delta_inference,
+    observed_deltas,
+)
 from headlab.analysis.sweep_statistics import seed_sweeps
 from headlab.data.tasks import get_task
 
@@ -32,12 +37,7 @@ EFFECT_SCHEMA: dict[str, pl.DataType] = {
     "metric": pl.String(),
     "heads": pl.String(),
     "n_heads": pl.Int64(),
-    "delta": pl.Float64(),
-    "se": pl.Float64(),
-    "df": pl.Float64(),
-    "ci_low": pl.Float64(),
-    "ci_high": pl.Float64(),
-    "p_value": pl.Float64(),
+    **dict.fromkeys(INFERENCE_COLUMNS, pl.Float64()),
     "null_mean": pl.Float64(),
     "null_low": pl.Float64(),
     "null_high": pl.Float64(),

@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from headlab.analysis.significance import (
+    INFERENCE_COLUMNS,
     Inference,
     StatisticsSettings,
     observed_deltas,
@@ -45,12 +46,7 @@ SELECTION_SCHEMA: dict[str, pl.DataType] = {
     "metric": pl.String(),
     "estimate": pl.String(),
     "mask": pl.String(),
-    "delta": pl.Float64(),
-    "se": pl.Float64(),
-    "df": pl.Float64(),
-    "ci_low": pl.Float64(),
-    "ci_high": pl.Float64(),
-    "p_value": pl.Float64(),
+    **dict.fromkeys(INFERENCE_COLUMNS, pl.Float64()),
     "share_improving": pl.Float64(),
     "n_ties": pl.Int64(),
     "n_seeds": pl.Int64(),
@@ -80,16 +76,6 @@ def halves_of(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 
 
-def _chosen_on_halves(
-    metric: str, pred: np.ndarray, base: np.ndarray, gold: np.ndarray, heads: np.ndarray, halves: tuple
-) -> list[list[int | None]]:
-    """[seed][half] the head with the largest delta on that half of that seed's examples."""
-    return [
-        [best_of(observed_deltas(metric, pred, base, gold, rows)[s], heads) for rows in halves]
-        for s in range(pred.shape[0])
-    ]
-
-
 def _combined(pred_s: np.ndarray, chosen: list[int | None], halves: tuple, n: int) -> np.ndarray | None:
     """(n,) each example predicted by the head chosen on the other half (None if one is None)."""
     on_a, on_b = chosen
@@ -108,10 +94,9 @@ def selection_masks(
     halves) + S - 1 cross-seed masks (column r of seed j: chosen in seed (j + r) mod S)."""
     seeds, _, n = pred.shape
     halves = halves_of(n, seed)
-    pooled_choice = [
-        best_of(np.nanmean(observed_deltas(metric, pred, base, gold, rows), axis=0), heads) for rows in halves
-    ]
-    per_seed = _chosen_on_halves(metric, pred, base, gold, heads, halves)
+    on_half = [observed_deltas(metric, pred, base, gold, rows) for rows in halves]  # (S, K) each
+    pooled_choice = [best_of(np.nanmean(deltas, axis=0), heads) for deltas in on_half]
+    per_seed = [[best_of(deltas[s], heads) for deltas in on_half] for s in range(seeds)]  # [seed][half]
     columns = []
     for s in range(seeds):
         row = [_combined(pred[s], pooled_choice, halves, n)]
@@ -128,11 +113,7 @@ def _row(
     name: str, mask: str | None, inference: Inference | None, note: str | None = None, **extra: object
 ) -> dict[str, object]:
     nan = float("nan")
-    fields = (
-        inference.row()
-        if inference is not None
-        else dict.fromkeys(("delta", "se", "df", "ci_low", "ci_high", "p_value"), nan)
-    )
+    fields = inference.row() if inference is not None else dict.fromkeys(INFERENCE_COLUMNS, nan)
     return {
         "estimate": name,
         "mask": mask,

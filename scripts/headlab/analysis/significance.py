@@ -56,6 +56,8 @@ BLOCK_WEIGHTS = 5_000_000
 # Intervals and p-values need this share of finite replicates (a metric can be undefined on a
 # resample, e.g. Pearson's r of constant predictions); else they are NaN.
 MIN_FINITE_SHARE = 0.95
+# The columns of one inference in every table (Inference.row).
+INFERENCE_COLUMNS = ("delta", "se", "df", "ci_low", "ci_high", "p_value")
 # A delta or a standard error smaller than this is float noise, not a difference (metrics are
 # fractions or correlations, so this is an absolute tolerance of 1e-7 points).
 ZERO_SPREAD = 1e-9
@@ -88,8 +90,7 @@ class Inference:
     def row(self, column: int = 0) -> dict[str, float]:
         """One column under the tables' names: delta, se, df, ci_low, ci_high, p_value."""
         values = (self.estimate, self.se, self.df, self.low, self.high, self.p)
-        names = ("delta", "se", "df", "ci_low", "ci_high", "p_value")
-        return {name: float(v[column]) for name, v in zip(names, values, strict=True)}
+        return {name: float(v[column]) for name, v in zip(INFERENCE_COLUMNS, values, strict=True)}
 
 
 def _blocks(total: int, n: int) -> list[tuple[int, int]]:

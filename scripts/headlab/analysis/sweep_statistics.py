@@ -31,6 +31,7 @@ from headlab.analysis.head_selection import (
     selection_rows,
 )
 from headlab.analysis.significance import (
+    INFERENCE_COLUMNS,
     Inference,
     StatisticsSettings,
     benjamini_hochberg,
@@ -70,12 +71,7 @@ STATISTICS_SCHEMA: dict[str, pl.DataType] = {
     "head": pl.Int32(),
     "value": pl.Float64(),
     "baseline": pl.Float64(),
-    "delta": pl.Float64(),
-    "se": pl.Float64(),
-    "df": pl.Float64(),
-    "ci_low": pl.Float64(),
-    "ci_high": pl.Float64(),
-    "p_value": pl.Float64(),
+    **dict.fromkeys(INFERENCE_COLUMNS, pl.Float64()),
     "test": pl.String(),
     "q_value": pl.Float64(),
     "significant": pl.Boolean(),
