@@ -13,7 +13,7 @@ within 10 % of N = 100. Run from the repository root:
     python benchmarks/attention_stats.py --glue-dir ../shared/data/glue --examples 200 --repeats 5
 
 Defaults: the embedded all-MiniLM-L6-v2 (pretrained, as in the workflow's ``pretrained``
-variant), MRPC dev for speed, batch 32, max length 128, 2 threads.
+condition), MRPC dev for speed, batch 32, max length 128, 2 threads.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from headlab.analysis.attention_stats import statistics_pass, tokenize_table
 from headlab.data.glue import local_split_path, prepare_split, sample_rows
 from headlab.data.glue_tsv import read_glue_tsv
 from headlab.data.tasks import get_task
 from headlab.io.parquet import write_table
 from headlab.jobs.attention import AttentionStats, attention_stats
+from headlab.measure.attention_stats import statistics_pass, tokenize_table
 from headlab.model.batching import eval_batches
 from headlab.model.engine import head_count, layer_count
 from headlab.model.inference import inference_session
@@ -120,7 +120,7 @@ def memory_run(dev: str, n: int, output: str, level: str, args: argparse.Namespa
     job = AttentionStats(
         model="minilm",
         task=args.memory_task,
-        variant="pretrained",
+        condition="pretrained",
         model_entry=MINILM,
         dev=Path(dev),
         max_examples=n,

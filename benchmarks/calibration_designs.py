@@ -155,7 +155,7 @@ def sweep_table(task: str, pred: np.ndarray, gold: np.ndarray, mode: str = "unif
         }
     )
     return pl.concat([frame, meta], how="horizontal").with_columns(
-        example=pl.Series(np.tile(np.arange(n, dtype=np.int32), seeds * masks)),
+        example=pl.Series(np.tile(np.arange(n, dtype=np.int64), seeds * masks)),
         prediction=pl.Series(pred.reshape(-1).astype(np.float64)),  # (seeds * masks * n,) seed-major
         label=pl.Series(np.tile(gold.astype(np.float64), seeds * masks)),
     )

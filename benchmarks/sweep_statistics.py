@@ -17,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from headlab.analysis.sweep_statistics import StatisticsSettings, sweep_statistics
 from headlab.data.tasks import get_task
+from headlab.workflow.defaults import config_defaults
 
 
 def synthetic_predictions(task_name: str, layers: int, heads: int, examples: int, seeds: int) -> pl.DataFrame:
@@ -90,7 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     task = get_task(args.task)
     predictions = synthetic_predictions(task.name, args.layers, args.heads, args.examples, args.seeds)
-    settings = StatisticsSettings(resamples=args.resamples)
+    defaults = StatisticsSettings.of(config_defaults("statistics"))
+    settings = replace(defaults, resamples=args.resamples)
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()

@@ -6,7 +6,7 @@
 rule head_means:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         reference=mean_reference_table,
         code=job_code("ablation", "head_means"),
@@ -35,7 +35,7 @@ rule ablate_sweep:
     input:
         unpack(means_of_mode),
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("ablation", "ablate"),
@@ -65,7 +65,7 @@ rule ablate_mask:
     input:
         unpack(means_of_mode),
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("ablation", "ablate"),
@@ -96,7 +96,7 @@ rule framenet_ablation:
     input:
         unpack(means_of_mode),
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         framenet="results/{model}/framenet.parquet",
@@ -142,7 +142,7 @@ rule framenet_effect:
     benchmark:
         "logs/framenet_effect/{model}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -169,7 +169,7 @@ rule mode_agreement:
     benchmark:
         "logs/mode_agreement/{model}/{task}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -201,7 +201,7 @@ rule sweep_statistics:
     benchmark:
         "logs/sweep_statistics/{model}/{task}/{mode}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -252,7 +252,7 @@ rule collect_ablation:
     benchmark:
         "logs/collect_ablation/collect_ablation.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -17,9 +17,9 @@ rule attention_stats:
     output:
         table=analysis_path("attention"),
     log:
-        "logs/attention_stats/{model}/{task}/seed-{seed}/{variant}.log",
+        "logs/attention_stats/{model}/{task}/seed-{seed}/{condition}.log",
     benchmark:
-        "logs/attention_stats/{model}/{task}/seed-{seed}/{variant}.benchmark.tsv"
+        "logs/attention_stats/{model}/{task}/seed-{seed}/{condition}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -50,13 +50,13 @@ use rule attention_stats as pretrained_attention_stats with:
     benchmark:
         "logs/pretrained_attention_stats/{model}/{task}.benchmark.tsv"
     params:
-        variant="pretrained",
+        condition="pretrained",
 
 
 rule attention_drift:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("attention", "attention_drift"),
@@ -104,7 +104,7 @@ rule model_figure5:
     benchmark:
         "logs/model_figure5/{model}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,

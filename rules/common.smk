@@ -5,13 +5,20 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# This workflow's own library, first on the path of the parse and of every job: Snakemake puts a
+# script's folder after site-packages, where `pip install -e` of another clone would win.
+LIBRARY = str(Path(workflow.basedir).resolve() / "scripts")
+sys.path.insert(0, LIBRARY)
+
+from headlab.workflow.library import use_library
+
+use_library(LIBRARY)
 
 from headlab.workflow.checks import check_config, check_renamed_keys, model_specs
 from headlab.data.framenet import corpus_location
 from headlab.data.glue import GlueDataError, local_split_path, resolve_source
 from headlab.data.glue_hub import start_problem, unreachable_message
-from headlab.model.variants import ANALYSIS_VARIANTS, checkpoint_init
+from headlab.conditions import ATTENTION_CONDITIONS, TRAINED, is_trained
 from headlab.workflow.dependencies import job_code
 from headlab.data.tasks import get_task
 
@@ -24,7 +31,6 @@ TASKS = [get_task(name).name for name in config["tasks"]]
 MODES = config["ablation"]["modes"]
 MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
-INITS = ["pretrained", "random"]
 # Fine-tuning seeds: a wildcard of fine-tuning, scoring, ablation and the attention analyses of
 # the fine-tuned models. The claims read every seed; the attention figures (1, 2, 5-7) show one
 # (finetune.analysis_seed, default the first).
@@ -35,9 +41,8 @@ TRAINING_SETTINGS = {
     k: v for k, v in config["finetune"].items() if k not in ("seeds", "analysis_seed")
 }
 # Attention statistics are computed on the pretrained encoder (once: no seed) and on the model
-# fine-tuned from it (per seed).
-VARIANTS = list(ANALYSIS_VARIANTS)
-FINETUNED_VARIANTS = [v for v in VARIANTS if checkpoint_init(v) is not None]
+# fine-tuned from it (per seed); the words are headlab.conditions'.
+ATTENTION = list(ATTENTION_CONDITIONS)
 # data.source auto: the local GLUE folder when it is there, else the hub (said once, at start).
 DATA_SOURCE = resolve_source(config["data"]["source"], config["data"]["local_dir"])
 if config["data"]["source"] == "auto":
@@ -60,12 +65,11 @@ def one_of(names):
 wildcard_constraints:
     model=one_of(MODELS),
     task=one_of(TASKS),
-    init=one_of(INITS),
     seed=one_of(SEEDS),
     mode=one_of(["uniform", "zero", "mean"]),
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
-    variant=one_of(FINETUNED_VARIANTS),  # the pretrained encoder's rules have no variant wildcard
+    condition=one_of(TRAINED),  # a checkpoint's; the pretrained encoder's rules have no condition wildcard
 
 
 def model_entry(wildcards):
@@ -182,13 +186,15 @@ def agreement_tables(model):
 def framenet_effect_table(model):
     """The Sec. 5 experiment's table of one model when the FrameNet folder is there, else none
     (the claims table then says why its row is not run)."""
-    if framenet_missing():
+    if FRAMENET_MISSING:
         return []
     return f"results/{model}/framenet_effect.parquet"
 
 
 def framenet_missing():
-    """Why the Sec. 5 experiment cannot run (no framenet.corpus_dir, or no such folder), or None."""
+    """Why the FrameNet experiments (Figure 3, Sec. 5) cannot run (no framenet.corpus_dir, or no
+    such folder), or None: decided once, as FRAMENET_MISSING, for `all` and the claims alike.
+    """
     corpus = config["framenet"]["corpus_dir"]
     if not corpus:
         return "framenet.corpus_dir is null"
@@ -197,37 +203,46 @@ def framenet_missing():
     return None
 
 
-def analysis_path(kind, variant="{variant}", seed="{seed}"):
+FRAMENET_MISSING = framenet_missing()
+if config["framenet"]["corpus_dir"] and FRAMENET_MISSING:
+    print(
+        f"{FRAMENET_MISSING}: Figure 3 and the Sec. 5 experiment are left out of `all`, "
+        "and the claims that need them say `not run`",
+        file=sys.stderr,
+    )
+
+
+def analysis_path(kind, condition="{condition}", seed="{seed}"):
     """Where an attention analysis table (`kind`: attention, features, token_to_token,
-    cls_attention, patterns) of one variant lies: the pretrained encoder's once per model and
-    task, a fine-tuned variant's under the folder of its fine-tuning seed."""
-    if variant in VARIANTS and checkpoint_init(variant) is None:
-        return f"results/{{model}}/{{task}}/{kind}/{variant}.parquet"
-    return f"results/{{model}}/{{task}}/seed-{seed}/{kind}/{variant}.parquet"
+    cls_attention, patterns) of one condition lies: the pretrained encoder's once per model and
+    task, a fine-tuned condition's under the folder of its fine-tuning seed."""
+    if condition in ATTENTION and not is_trained(condition):
+        return f"results/{{model}}/{{task}}/{kind}/{condition}.parquet"
+    return f"results/{{model}}/{{task}}/seed-{seed}/{kind}/{condition}.parquet"
 
 
 def feature_checkpoint(wildcards):
-    """The checkpoint a job of a fine-tuned variant reads (feature_attention, attention_stats,
-    pattern_classes): its seed's, of the init the variant table (headlab.model.variants) names.
+    """The checkpoint a job of a fine-tuned condition reads (feature_attention, attention_stats,
+    pattern_classes): its seed's checkpoint of that condition (headlab.conditions).
     """
     return expand(
         rules.finetune.output.checkpoint,
         model=wildcards.model,
         task=wildcards.task,
-        init=checkpoint_init(wildcards.variant),
+        condition=wildcards.condition,
         seed=wildcards.seed,
     )
 
 
 def feature_tables_of(model, kind):
     """One model's feature_attention tables of one kind (features, token_to_token,
-    cls_attention): every task, both variants, the fine-tuned one of finetune.analysis_seed.
+    cls_attention): every task, both conditions, the fine-tuned one of finetune.analysis_seed.
     """
     return [
         path
-        for variant in VARIANTS
+        for condition in ATTENTION
         for path in expand(
-            analysis_path(kind, variant, ANALYSIS_SEED), model=model, task=TASKS
+            analysis_path(kind, condition, ANALYSIS_SEED), model=model, task=TASKS
         )
     ]
 
@@ -265,7 +280,7 @@ def pretrained_pattern_cnn_inputs(wildcards):
 
 
 def pattern_cnn_inputs(wildcards):
-    """pretrained_pattern_cnn_inputs of a fine-tuned variant: and its checkpoint."""
+    """pretrained_pattern_cnn_inputs of a fine-tuned condition: and its checkpoint."""
     inputs = pretrained_pattern_cnn_inputs(wildcards)
     if inputs:
         inputs["checkpoint"] = feature_checkpoint(wildcards)
@@ -297,9 +312,9 @@ def get_final_output():
     targets += expand(
         "results/{model}/figure{number}.pdf", model=MODELS, number=[5, 6, 7]
     )
-    for variant in VARIANTS:  # every seed's, as the claims read them
+    for condition in ATTENTION:  # every seed's, as the claims read them
         targets += expand(
-            analysis_path("attention", variant), model=MODELS, task=TASKS, seed=SEEDS
+            analysis_path("attention", condition), model=MODELS, task=TASKS, seed=SEEDS
         )
     targets += expand(
         "results/{model}/{task}/seed-{seed}/drift.parquet",
@@ -307,12 +322,12 @@ def get_final_output():
         task=TASKS,
         seed=SEEDS,
     )
-    if config["framenet"]["corpus_dir"]:
+    if not FRAMENET_MISSING:
         targets += ["results/figure3.pdf"]
         targets += expand("results/{model}/figure3.pdf", model=MODELS)
     targets += ["results/figure1.pdf", "results/figure2.pdf"]
     targets += expand(
-        analysis_path("patterns", config["patterns"]["variant"], ANALYSIS_SEED),
+        analysis_path("patterns", config["patterns"]["condition"], ANALYSIS_SEED),
         model=MODELS,
         task=TASKS,
     )

@@ -45,9 +45,9 @@ rule feature_attention:
         token_to_token=analysis_path("token_to_token"),
         cls_attention=analysis_path("cls_attention"),
     log:
-        "logs/feature_attention/{model}/{task}/seed-{seed}/{variant}.log",
+        "logs/feature_attention/{model}/{task}/seed-{seed}/{condition}.log",
     benchmark:
-        "logs/feature_attention/{model}/{task}/seed-{seed}/{variant}.benchmark.tsv"
+        "logs/feature_attention/{model}/{task}/seed-{seed}/{condition}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -81,7 +81,7 @@ use rule feature_attention as pretrained_feature_attention with:
     benchmark:
         "logs/pretrained_feature_attention/{model}/{task}.benchmark.tsv"
     params:
-        variant="pretrained",
+        condition="pretrained",
 
 
 rule model_figure6:
@@ -106,7 +106,7 @@ rule model_figure6:
     benchmark:
         "logs/model_figure6/{model}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -161,7 +161,7 @@ rule model_figure7:
     benchmark:
         "logs/model_figure7/{model}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -7,12 +7,14 @@ rule finetune:
         train="resources/glue/{task}/train.parquet",
         code=job_code("finetune", "finetune"),
     output:
-        checkpoint=directory("results/{model}/{task}/seed-{seed}/finetuned-{init}"),
-        training_log="results/{model}/{task}/seed-{seed}/training-{init}.parquet",
+        checkpoint=directory(
+            "results/{model}/{task}/seed-{seed}/checkpoint-{condition}"
+        ),
+        training_log="results/{model}/{task}/seed-{seed}/training-{condition}.parquet",
     log:
-        "logs/finetune/{model}/{task}/seed-{seed}/{init}.log",
+        "logs/finetune/{model}/{task}/seed-{seed}/{condition}.log",
     benchmark:
-        "logs/finetune/{model}/{task}/seed-{seed}/{init}.benchmark.tsv"
+        "logs/finetune/{model}/{task}/seed-{seed}/{condition}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -31,11 +33,11 @@ rule finetune:
 rule evaluate:
     input:
         dev="resources/glue/{task}/dev.parquet",
-        random=expand(
-            rules.finetune.output.checkpoint, init="random", allow_missing=True
+        scratch=expand(
+            rules.finetune.output.checkpoint, condition="scratch", allow_missing=True
         ),
-        pretrained=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+        finetuned=expand(
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         code=job_code("finetune", "evaluate"),
     output:

@@ -77,7 +77,7 @@ rule model_figure3:
     benchmark:
         "logs/model_figure3/{model}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,

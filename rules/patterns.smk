@@ -12,7 +12,7 @@ localrules:
 rule export_maps:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, init="pretrained", allow_missing=True
+            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("patterns", "export_maps"),
@@ -105,9 +105,9 @@ rule pattern_classes:
     output:
         table=analysis_path("patterns"),
     log:
-        "logs/pattern_classes/{model}/{task}/seed-{seed}/{variant}.log",
+        "logs/pattern_classes/{model}/{task}/seed-{seed}/{condition}.log",
     benchmark:
-        "logs/pattern_classes/{model}/{task}/seed-{seed}/{variant}.benchmark.tsv"
+        "logs/pattern_classes/{model}/{task}/seed-{seed}/{condition}.benchmark.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -124,7 +124,7 @@ rule pattern_classes:
         "../scripts/pattern_classes.py"
 
 
-# The pretrained encoder's classes (patterns.variant: pretrained): no checkpoint, no seed.
+# The pretrained encoder's classes (patterns.condition: pretrained): no checkpoint, no seed.
 use rule pattern_classes as pretrained_pattern_classes with:
     input:
         unpack(pretrained_pattern_cnn_inputs),
@@ -137,7 +137,7 @@ use rule pattern_classes as pretrained_pattern_classes with:
     benchmark:
         "logs/pretrained_pattern_classes/{model}/{task}.benchmark.tsv"
     params:
-        variant="pretrained",
+        condition="pretrained",
 
 
 rule figure1:
@@ -167,7 +167,7 @@ rule figure1:
     benchmark:
         "logs/figure1/figure1.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -181,7 +181,7 @@ rule figure1:
 rule figure2:
     input:
         tables=expand(
-            analysis_path("patterns", config["patterns"]["variant"], ANALYSIS_SEED),
+            analysis_path("patterns", config["patterns"]["condition"], ANALYSIS_SEED),
             model=PRIMARY_MODEL,
             task=TASKS,
         ),
@@ -198,12 +198,12 @@ rule figure2:
     benchmark:
         "logs/figure2/figure2.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        title=f"{PRIMARY_MODEL} (seed {ANALYSIS_SEED}): self-attention classes per task ({config['patterns']['variant']})",
+        title=f"{PRIMARY_MODEL} (seed {ANALYSIS_SEED}): self-attention classes per task ({config['patterns']['condition']})",
     script:
         "../scripts/figure2.py"

@@ -1,4 +1,4 @@
-"""Snakemake adapter of rule attention_stats: per-example attention statistics of one variant.
+"""Snakemake adapter of rule attention_stats: per-example attention statistics of one condition.
 
 The job is headlab.jobs.attention.attention_stats; its parameters come from the rule by name."""
 

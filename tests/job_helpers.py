@@ -64,13 +64,13 @@ def tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
     return load_file(checkpoint / "model.safetensors")
 
 
-def run_finetune(folder: Path, pretrained: Path, train: Path, init: str, seed: int) -> Trained:
+def run_finetune(folder: Path, pretrained: Path, train: Path, condition: str, seed: int) -> Trained:
     """The finetune job as the rule runs it, into `folder`."""
-    trained = Trained(folder / f"finetuned-{init}", folder / f"training-{init}.parquet")
+    trained = Trained(folder / f"checkpoint-{condition}", folder / f"training-{condition}.parquet")
     params = Finetune(
         model="tiny",
         task=TASK,
-        init=init,
+        condition=condition,
         model_entry=model_entry(pretrained),
         train=train,
         seed=seed,

@@ -26,7 +26,8 @@ from selenium.webdriver.common.by import By
 import browser
 from browser import console_errors, headless_chromium, require_browser, wait_for
 from headlab.analysis.patterns import MAPS_SCHEMA, PATTERNS
-from headlab.annotate import MapEntry, load_maps, read_labels
+from headlab.annotate import MapEntry, load_maps
+from headlab.data.labels import read_labels
 from headlab.io.png import write_png
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ def readme_modules() -> set[str]:
         package = package.strip("`")
         # module names are the backticked words at the start of a list item
         for item in re.split(r",\s*(?![^()]*\))", modules):
-            match = re.match(r"\s*(?:one module per rules file: )?`(\w+)`", item)
+            match = re.match(r"\s*(?:[^`,()]*: )?`(\w+)`", item)  # after an optional "what they are: "
             if match:
                 names.add(f"{package}:{match.group(1)}")
     return names

@@ -20,6 +20,7 @@ from snakemake.iocontainers import Namedlist
 
 import headlab.io.png  # a library module surely loaded in this process (for the code-list checks)
 from headlab.runtime import JobParameterError, check_code_list, convert, job_parameters, run_job
+from headlab.workflow.library import check_library, use_library
 
 
 class FakeSnakemake:
@@ -164,6 +165,32 @@ def test_an_entry_without_a_field_is_an_error_but_code_is_ignored() -> None:
     assert job_parameters(Job, FakeSnakemake(**without_code)) == EXPECTED_JOB
 
 
+def test_unread_wildcards_and_the_png_beside_a_pdf_need_no_field() -> None:
+    """The class describes what the job reads: a wildcard it does not use and the PNG that the
+    plotting function writes beside a PDF output are not parameters; any other PNG output is."""
+
+    def figure_rule(png: str) -> FakeSnakemake:
+        return FakeSnakemake(
+            wildcards={"model": "tiny-bert", "seed": "42"},
+            output={"pdf": "results/figure.pdf", "png": png},
+            params={"title": "Figure 8"},
+            log=["logs/figure.log"],
+        )
+
+    job = job_parameters(Figure, figure_rule("results/figure.png"))
+    assert job == Figure(title="Figure 8", pdf=Path("results/figure.pdf"), log=Path("logs/figure.log"))
+    with pytest.raises(JobParameterError, match=r"Figure has no field for \['png'\]"):
+        job_parameters(Figure, figure_rule("results/other.png"))
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    pdf: Path
+    log: Path | None = None
+    threads: int = 1
+
+
 def test_a_rule_without_a_name_is_reported_as_unknown() -> None:
     rule = FakeSnakemake(**job_rule(params={"batch_size": DROP}))
     del rule.rule
@@ -253,6 +280,18 @@ def test_check_code_list_names_a_loaded_module_missing_from_the_list() -> None:
     with pytest.raises(RuntimeError, match="rule some_rule") as error:
         check_code_list(listed, "some_rule")
     assert f"[{str(PNG_FILE)!r}]" in str(error.value)  # that one, and only that one
+
+
+def test_check_code_list_names_both_libraries_when_another_clone_was_loaded(tmp_path: Path) -> None:
+    """A job of clone B that imported clone A's headlab (A's `pip install -e` first on the path):
+    the error says so, names both folders and the fix, instead of listing every module."""
+    other = tmp_path / "clone-b" / "scripts"
+    listed = [str(other / "headlab" / p.relative_to(PNG_FILE.parents[1])) for p in headlab_files_loaded()]
+    with pytest.raises(RuntimeError, match="rule some_rule: this workflow's library is") as error:
+        check_code_list(listed, "some_rule")
+    message = str(error.value)
+    assert f"{other.resolve()}/headlab" in message and f"{PNG_FILE.parents[2]}/headlab" in message
+    assert f"PYTHONPATH={other.resolve()}" in message
 
 
 def test_check_code_list_passes_when_every_loaded_module_is_listed(tmp_path: Path) -> None:
@@ -345,3 +384,20 @@ def test_run_job_checks_the_code_list_after_the_job(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"rule small_rule: .*png\.py"):
         run_job(small_job, small_rule(tmp_path, code=incomplete))
     assert len(SEEN.jobs) == 2  # the job ran before the check failed
+
+
+def test_check_library_stops_a_workflow_whose_headlab_comes_from_elsewhere(tmp_path: Path) -> None:
+    """At parse time: the workflow's scripts/ folder is not where headlab was imported from."""
+    check_library(PNG_FILE.parents[2])  # this checkout's own library: fine
+    with pytest.raises(RuntimeError, match="this workflow's library is") as error:
+        check_library(tmp_path / "scripts")
+    assert str(PNG_FILE.parents[2]) in str(error.value) and f"PYTHONPATH={tmp_path}" in str(error.value)
+
+
+def test_use_library_puts_the_workflows_library_first_on_the_jobs_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    own = PNG_FILE.parents[2]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/elsewhere/scripts", str(own)]))
+    use_library(own)
+    assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(own), "/elsewhere/scripts"]

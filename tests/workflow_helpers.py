@@ -102,15 +102,10 @@ def snakemake(
     if configfile is not None:
         argv += ["--configfile", str(configfile)]
     argv += [*args, "--", *targets] if targets else list(args)
-    # The library of the Snakefile's own checkout comes first on the jobs' path (an editable
-    # install of another checkout would otherwise win: Snakemake appends the scripts folder).
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=str(SNAKEFILE.parent / "scripts"),
-    )
+    # No PYTHONPATH: the workflow itself puts its own library first (the copy's, while the
+    # environment has an editable install of the repository).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", *argv],
         cwd=workdir,
@@ -148,7 +143,7 @@ def tiny_workflow_config(model_dir: Path, glue_dir: Path) -> dict[str, Any]:
     return config
 
 
-def variant(config: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+def with_changes(config: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     """A deep copy of `config`; keys like `data__local_dir` set nested values."""
     result = copy.deepcopy(dict(config))
     for dotted, value in changes.items():
@@ -172,12 +167,12 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
     modes, masks = len(config["ablation"]["modes"]), len(config["ablation"]["masks"])
     seeds = len(config["finetune"]["seeds"])
     framenet = bool(config.get("framenet", {}).get("corpus_dir"))
-    pretrained = config.get("patterns", {}).get("variant", "finetuned") == "pretrained"  # schema default
+    pretrained = config.get("patterns", {}).get("condition", "finetuned") == "pretrained"  # schema default
     pattern_rule = "pretrained_pattern_classes" if pretrained else "pattern_classes"
     counts = Counter(
         {
             "prepare_task": 2 * tasks,  # train and dev
-            "finetune": 2 * tasks * models * seeds,  # pretrained and random init
+            "finetune": 2 * tasks * models * seeds,  # conditions scratch and finetuned
             "evaluate": tasks * models * seeds,
             "ablate_sweep": tasks * models * modes * seeds,
             "ablate_mask": tasks * models * modes * masks * seeds,
@@ -198,7 +193,7 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
             "model_figure5": models,
             "export_maps": tasks,  # the primary model's maps, for annotation and Figure 1
             "classify_maps": tasks,
-            # patterns.variant only; the fine-tuned one of finetune.analysis_seed
+            # patterns.condition only; the fine-tuned one of finetune.analysis_seed
             pattern_rule: tasks * models,
             "figure1": 1,
             "figure2": 1,

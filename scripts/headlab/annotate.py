@@ -11,7 +11,7 @@ written to the labels file at once (the whole file is rewritten to a temporary s
 renamed, so it is never half-written), and a restart resumes at the first map this annotator has
 not labelled. Maps come in a seeded shuffled order (``--seed``) so that tasks and layers mix.
 
-The labels file (``.csv``, or ``.parquet`` by its suffix) has the columns ``map_id, label,
+The labels file (its format: `headlab.data.labels`) has the columns ``map_id, label,
 annotator, time`` (ISO 8601, UTC), one row per answer; `final_labels` keeps the last answer per
 map (what rule train_pattern_cnn reads through the config key ``patterns.labels``). Only the
 standard library serves the page; the server listens on the loopback address unless told
@@ -35,62 +35,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from headlab.analysis.patterns import PATTERNS
-from headlab.io.atomic import write_atomically
-from headlab.io.parquet import write_table
+from headlab.data.labels import LABEL_SCHEMA, PATTERNS, read_labels, write_labels
 
-LABEL_SCHEMA: dict[str, Any] = {
-    "map_id": pl.String,
-    "label": pl.String,
-    "annotator": pl.String,
-    "time": pl.String,
-}
 DEFAULT_PORT = 8765
 MAX_BODY = 4096
-
-
-# ---------------------------------------------------------------------------------------------
-# The labels file
-# ---------------------------------------------------------------------------------------------
-
-
-def read_labels(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """The labels file (CSV or Parquet by suffix); an empty table when it does not exist yet."""
-    source = Path(path)
-    if not source.exists():
-        return pl.DataFrame(schema=LABEL_SCHEMA)
-    if source.suffix == ".parquet":
-        table = pl.read_parquet(source)
-    else:
-        table = pl.read_csv(source, schema_overrides=LABEL_SCHEMA, infer_schema=False)
-    missing = [c for c in LABEL_SCHEMA if c not in table.columns]
-    if missing:
-        raise ValueError(f"{source}: labels file lacks column(s) {missing}")
-    table = table.select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA)
-    unknown = sorted(set(table["label"].to_list()) - set(PATTERNS))
-    if unknown:
-        raise ValueError(f"{source}: unknown label(s) {unknown}; valid: {list(PATTERNS)}")
-    return table
-
-
-def write_labels(labels: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write the labels table atomically (temporary sibling, then rename)."""
-    target = Path(path)
-    table = labels.select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA)
-    if target.suffix == ".parquet":
-        return write_table(table.to_arrow(), target, {"what": "attention pattern labels"})
-    return write_atomically(target, table.write_csv)
-
-
-def final_labels(labels: pl.DataFrame) -> pl.DataFrame:
-    """One row per map_id (``map_id, label``): its latest answer by time (file order breaks ties)."""
-    return (
-        labels.with_row_index("_order")
-        .sort("time", "_order")
-        .group_by("map_id", maintain_order=True)
-        .agg(pl.col("label").last())
-        .sort("map_id")
-    )
 
 
 # ---------------------------------------------------------------------------------------------

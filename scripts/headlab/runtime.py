@@ -162,19 +162,31 @@ def _entries(snakemake: Any) -> dict[str, list[tuple[str, Any]]]:
     return found
 
 
+def _implicit_entries(snakemake: Any) -> set[str]:
+    """Rule entries a job need not take: the wildcards (they are part of the paths it is given),
+    ``log`` and ``threads``, and each output that is the PNG beside a PDF output (the plotting
+    function writes it, `headlab.plots.common.save_figure`)."""
+    outputs = {name: str(value) for name, value in snakemake.output.items()}
+    pdfs = {value[: -len(".pdf")] for value in outputs.values() if value.endswith(".pdf")}
+    companions = {name for name, value in outputs.items() if value.endswith(".png") and value[:-4] in pdfs}
+    return {*snakemake.wildcards.keys(), "log", "threads", *companions}
+
+
 def job_parameters(cls: type[P], snakemake: Any) -> P:
     """An instance of the dataclass `cls` from a Snakemake script's ``snakemake`` object.
 
     Every field is looked up by name among the wildcards, params, inputs and outputs (plus
-    ``log``, the first log file, and ``threads``). A name found in two of them, a rule entry the
-    class has no field for, or a field without default that the rule does not give, is an error
-    naming the rule and the name.
+    ``log``, the first log file, and ``threads``). The class describes what the job reads: a
+    wildcard, the log, the threads and the PNG beside a PDF output may have no field. A name
+    found in two of them, any other rule entry the class has no field for, or a field without
+    default that the rule does not give, is an error naming the rule and the name.
     """
     rule = getattr(snakemake, "rule", "?")
     hints = typing.get_type_hints(cls)
     found = _entries(snakemake)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = [n for n, where in found.items() if n not in fields and where[0][0] not in ("log", "threads")]
+    implicit = _implicit_entries(snakemake)
+    unknown = [n for n in found if n not in fields and n not in implicit]
     if unknown:
         raise JobParameterError(f"rule {rule}: {cls.__name__} has no field for {sorted(unknown)}")
     values: dict[str, Any] = {}
@@ -211,11 +223,32 @@ def loaded_library_files() -> set[Path]:
     return files
 
 
+def library_message(loaded: Path, wanted: Path) -> str:
+    """What happened and what to do when Python imported headlab from the `scripts/` folder
+    `loaded` but the workflow's library lies in `wanted`."""
+    return (
+        f"this workflow's library is {wanted}/headlab, but Python imported headlab from {loaded}/headlab "
+        "(an editable install of another clone comes first on the path). Run Snakemake with "
+        f"PYTHONPATH={wanted}, or `pip install -e` this clone ({wanted.parent}) in the environment."
+    )
+
+
+def _scripts_folder(path: Path) -> Path | None:
+    """The folder above the `headlab` package that a library file belongs to, or None."""
+    return next((parent.parent for parent in Path(path).parents if parent.name == "headlab"), None)
+
+
 def check_code_list(code: list[str], rule: str) -> None:
     """Every headlab module this job loaded must be in the rule's ``code`` input (else editing it
-    would not rerun the job): an error naming the missing modules."""
+    would not rerun the job): an error naming the missing modules, or, when the job loaded
+    another clone's library than its rule lists, an error saying so and what to do."""
     listed = {Path(p).resolve() for p in code}
-    missing = sorted(str(p) for p in loaded_library_files() - listed)
+    loaded = loaded_library_files()
+    roots = {_scripts_folder(p) for p in loaded} - {None}
+    wanted = {_scripts_folder(p) for p in listed} - {None}
+    if len(roots) == 1 and len(wanted) == 1 and roots != wanted:
+        raise RuntimeError(f"rule {rule}: {library_message(roots.pop(), wanted.pop())}")  # type: ignore[arg-type]
+    missing = sorted(str(p) for p in loaded - listed)
     if missing:
         raise RuntimeError(
             f"rule {rule}: the job loaded library modules that its code input does not list: {missing}"

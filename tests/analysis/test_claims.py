@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -22,11 +23,35 @@ from scipy import stats
 
 from headlab.analysis.claim_rules import VERDICTS, Unit, claim_row, interval_verdict, with_units
 from headlab.analysis.claims import CLAIM_IDS, CLAIMS_SCHEMA, ClaimInputs, claims_markdown, claims_table
+from headlab.analysis.significance import StatisticsSettings
+from headlab.workflow.defaults import config_defaults
+
+
+def claim_inputs(
+    *, resamples: int | None = None, permutations: int | None = None, **fields: Any
+) -> ClaimInputs:
+    """ClaimInputs with the config schema's claims.* and statistics.* defaults, `fields` and
+    fewer resamples or permutations where a test asks."""
+    claims = config_defaults("claims")
+    settings = StatisticsSettings.of(config_defaults("statistics"))
+    settings = replace(
+        settings,
+        resamples=resamples or settings.resamples,
+        permutations=permutations or settings.permutations,
+    )
+    defaults = {
+        "pair_heads": claims["pair_heads"],
+        "modes": config_defaults("ablation")["modes"],
+        "agreement_threshold": claims["agreement_threshold"],
+        "no_harm_margin": claims["no_harm_margin"],
+        "settings": settings,
+    }
+    return ClaimInputs(**{**defaults, **fields})
 
 
 def evaluation_predictions(task: str, better_share: float, seeds: list[int], n: int = 200) -> pl.DataFrame:
-    """Rule evaluate's table: gold alternates 0/1; "pretrained" and "finetuned-random" answer 0
-    always; "finetuned-pretrained" is right on the first `better_share` of the examples and
+    """Rule evaluate's table: gold alternates 0/1; "pretrained" and "scratch" answer 0
+    always; "finetuned" is right on the first `better_share` of the examples and
     answers 0 elsewhere."""
     frames = []
     for seed in seeds:
@@ -34,8 +59,8 @@ def evaluation_predictions(task: str, better_share: float, seeds: list[int], n: 
         right = np.arange(n) < better_share * n
         conditions = {
             "pretrained": np.zeros(n),
-            "finetuned-random": np.zeros(n),
-            "finetuned-pretrained": np.where(right, gold, 0.0),
+            "scratch": np.zeros(n),
+            "finetuned": np.where(right, gold, 0.0),
         }
         for condition, prediction in conditions.items():
             frames.append(
@@ -45,7 +70,7 @@ def evaluation_predictions(task: str, better_share: float, seeds: list[int], n: 
                         "task": task,
                         "seed": seed,
                         "condition": condition,
-                        "example": np.arange(n, dtype=np.int32),
+                        "example": np.arange(n, dtype=np.int64),
                         "prediction": prediction,
                         "label": gold,
                     }
@@ -55,7 +80,7 @@ def evaluation_predictions(task: str, better_share: float, seeds: list[int], n: 
 
 
 def test_every_claim_has_a_row_even_with_nothing_in_the_run() -> None:
-    table = claims_table(ClaimInputs(model="m", tasks=[]))
+    table = claims_table(claim_inputs(model="m", tasks=[]))
     assert table["claim_id"].to_list() == list(CLAIM_IDS)
     assert dict(table.schema) == CLAIMS_SCHEMA
     assert set(table["verdict"]) == {"not run"}
@@ -124,14 +149,14 @@ def test_with_units_passes_alpha_and_names_nan_intervals() -> None:
 def test_table1_claims_on_known_predictions() -> None:
     # SST-2: its primary metric is accuracy.
     strong = evaluation_predictions("SST-2", better_share=1.0, seeds=[1, 2])
-    table = claims_table(ClaimInputs(model="m", tasks=["SST-2"], predictions=strong, resamples=300))
+    table = claims_table(claim_inputs(model="m", tasks=["SST-2"], predictions=strong, resamples=300))
     row = table.filter(pl.col("claim_id") == "finetuning_helps").row(0, named=True)
     # always right vs always 0 on alternating gold: +50 points on every resample
     assert row["estimate"] == pytest.approx(50.0, rel=1e-12)
     assert row["ci_low"] == pytest.approx(row["ci_high"], abs=15.0) and row["ci_low"] > 0
     assert row["verdict"] == "supported"
     same = evaluation_predictions("SST-2", better_share=0.0, seeds=[1, 2])
-    table = claims_table(ClaimInputs(model="m", tasks=["SST-2"], predictions=same, resamples=300))
+    table = claims_table(claim_inputs(model="m", tasks=["SST-2"], predictions=same, resamples=300))
     row = table.filter(pl.col("claim_id") == "pretraining_helps").row(0, named=True)
     assert row["estimate"] == 0.0 and row["ci_low"] == 0.0 and row["ci_high"] == 0.0
     assert row["verdict"] == "inconclusive"
@@ -155,7 +180,7 @@ def test_table1_claim_needs_the_permutation_test_too() -> None:
     all-swapped are as extreme), and p = max(t, permutation) >= alpha: not supported."""
     weak = evaluation_predictions("SST-2", better_share=0.05, seeds=[1, 2])
     table = claims_table(
-        ClaimInputs(model="m", tasks=["SST-2"], predictions=weak, resamples=300, permutations=2000)
+        claim_inputs(model="m", tasks=["SST-2"], predictions=weak, resamples=300, permutations=2000)
     )
     row = table.filter(pl.col("claim_id") == "finetuning_helps").row(0, named=True)
     assert row["estimate"] == pytest.approx(2.5, rel=1e-9)
@@ -175,7 +200,7 @@ def test_missing_heads_and_tasks_are_not_run_with_the_reason() -> None:
             "ci_high": pl.Float64,
         }
     )
-    inputs = ClaimInputs(
+    inputs = claim_inputs(
         model="m", tasks=["RTE"], statistics=statistics, selection=selection, pair_heads=["L9-H9"]
     )
     table = claims_table(inputs)
@@ -188,7 +213,7 @@ def test_missing_heads_and_tasks_are_not_run_with_the_reason() -> None:
 
 
 def test_markdown_has_one_row_per_claim_and_the_counts() -> None:
-    table = claims_table(ClaimInputs(model="m", tasks=[]))
+    table = claims_table(claim_inputs(model="m", tasks=[]))
     text = claims_markdown(table, "m")
     rows = [line for line in text.splitlines() if line.startswith("| ") and "**" in line]
     assert len(rows) == len(CLAIM_IDS)
@@ -198,7 +223,7 @@ def test_markdown_has_one_row_per_claim_and_the_counts() -> None:
 
 def test_missing_framenet_folder_is_named_in_the_not_run_note() -> None:
     why = "framenet.corpus_dir ../shared/data/framenet_v15 is not a folder (from /somewhere)"
-    table = claims_table(ClaimInputs(model="m", tasks=["SST-2"], framenet_missing=why))
+    table = claims_table(claim_inputs(model="m", tasks=["SST-2"], framenet_missing=why))
     row = table.filter(pl.col("claim_id") == "framenet_heads_harmless").row(0, named=True)
     assert row["verdict"] == "not run" and why in row["note"]
 
@@ -268,7 +293,7 @@ def selection_inputs(
     selection = [
         selection_row(t, "some_head_improves", "L1-H1", 0.01, 0.0, 0.02, p) for t, p in existence_p.items()
     ]
-    return ClaimInputs(
+    return claim_inputs(
         model="m",
         tasks=list(heads),
         statistics=statistics,
@@ -342,7 +367,7 @@ def test_some_head_helps_needs_the_simultaneous_test() -> None:
     inputs = selection_inputs({"RTE": AROUND_ZERO}, {})
     row = claim(inputs, "some_head_helps")
     assert row["verdict"] == "not run" and "no simultaneous test" in row["note"]
-    no_statistics = claim(ClaimInputs(model="m", tasks=["RTE"]), "some_head_helps")
+    no_statistics = claim(claim_inputs(model="m", tasks=["RTE"]), "some_head_helps")
     assert no_statistics["verdict"] == "not run" and "no sweep statistics" in no_statistics["note"]
 
 

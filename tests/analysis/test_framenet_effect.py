@@ -47,7 +47,7 @@ EXAMPLES, SEEDS, SETS = 400, 3, 20
 RESAMPLES = 250
 PERMUTATIONS = 2000  # p >= 1 / 2001
 ALPHA = 0.05
-HEADS = "L2-H12,L4-H1"
+HEADS = [(2, 12), (4, 1)]
 RTOL, ATOL = 1e-9, 1e-12
 
 
@@ -73,7 +73,7 @@ def seed_frame(
             name: [m[column] for m in masks for _ in range(n)]
             for column, name in enumerate(("mask", "kind", "layer", "head"))
         },
-        "example": np.tile(np.arange(n, dtype=np.int32), len(masks)),
+        "example": np.tile(np.arange(n, dtype=np.int64), len(masks)),
         "prediction": np.asarray(pred, dtype=np.float64).reshape(-1),
         "label": np.tile(gold.astype(np.float64), len(masks)),
     }
@@ -302,17 +302,17 @@ def test_few_corrections_keep_the_t_interval_and_the_verdict_reads_p() -> None:
 def test_counts_and_heads_are_passed_through() -> None:
     predictions = task_frame(5, "SST-2", "uniform", "better", sets=7, seeds=2)
     row = only_row(effect(predictions))
-    assert row["heads"] == HEADS
+    assert row["heads"] == "L2-H12,L4-H1" and row["n_heads"] == len(HEADS)
     assert row["n_heads"] == 2
     assert row["n_sets"] == 7
     assert row["n_seeds"] == 2
     assert row["n_examples"] == EXAMPLES
     assert row["model"] == "synthetic" and row["task"] == "SST-2" and row["mode"] == "uniform"
     assert row["null_low"] <= row["null_mean"] <= row["null_high"]
-    single = only_row(framenet_effect(predictions, "L1-H1", settings()))
+    single = only_row(framenet_effect(predictions, [(1, 1)], settings()))
     assert single["heads"] == "L1-H1" and single["n_heads"] == 1
     # the table's row is effect_row of the group
-    assert effect_row(predictions, "L1-H1", settings()) == single
+    assert effect_row(predictions, [(1, 1)], settings()) == single
 
 
 def test_no_random_set_gives_nan_null_columns() -> None:

@@ -94,7 +94,7 @@ def seed_frame(masks: list[Mask], mode: str, seed: int, pred: np.ndarray, gold: 
             name: [m[column] for m in masks for _ in range(n)]
             for column, name in enumerate(("mask", "kind", "layer", "head"))
         },
-        "example": np.tile(np.arange(n, dtype=np.int32), len(masks)),
+        "example": np.tile(np.arange(n, dtype=np.int64), len(masks)),
         "prediction": np.asarray(pred, dtype=np.float64).reshape(-1),
         "label": np.tile(gold.astype(np.float64), len(masks)),
     }

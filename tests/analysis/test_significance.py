@@ -282,7 +282,7 @@ def test_identical_predictions_have_p_one(metric: str) -> None:
     assert permuted.shape == (500, 2, 2)
     for s in range(2):
         np.testing.assert_array_equal(permutation_pvalues(observed[s], permuted[:, s]), [1.0, 1.0])
-    settings = StatisticsSettings(resamples=200, permutations=500)
+    settings = StatisticsSettings(resamples=200, permutations=500, alpha=0.05, seed=0)
     inference = delta_inference(metric, pred, base, gold, settings, np.random.default_rng(20))
     # p == 1 even where the matrix products of the pooled path add float noise (~1e-16 for Pearson)
     np.testing.assert_array_equal(inference.p, [1.0, 1.0])

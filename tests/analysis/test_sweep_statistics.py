@@ -59,6 +59,7 @@ from headlab.analysis.sweep_statistics import (
     halves_of,
     sweep_statistics,
 )
+from headlab.workflow.defaults import config_defaults
 
 Mask = tuple[str, str, int | None, int | None]  # name, kind, layer, head
 LAYERS, HEADS, EXAMPLES = 3, 4, 200
@@ -99,7 +100,7 @@ def sweep_frame(masks: list[Mask], seeds: list[tuple[np.ndarray, np.ndarray]]) -
         "kind": column(1),
         "layer": column(2),
         "head": column(3),
-        "example": np.tile(np.arange(n, dtype=np.int32), len(masks) * len(seeds)),
+        "example": np.tile(np.arange(n, dtype=np.int64), len(masks) * len(seeds)),
         "prediction": np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1) for p, _ in seeds]),
         "label": np.concatenate([np.tile(gold.astype(np.float64), len(masks)) for _, gold in seeds]),
     }
@@ -325,7 +326,9 @@ def bert_base_sweep() -> tuple[pl.DataFrame, pl.DataFrame]:
         pred, _ = null_seed(rng, len(masks), gold)
         fix(rng, pred[names.index("L5-H5")], pred[0], gold, 150)
         seeds.append((pred, gold))
-    return sweep_statistics(sweep_frame(masks, seeds), ["accuracy", "f1"], StatisticsSettings())
+    return sweep_statistics(
+        sweep_frame(masks, seeds), ["accuracy", "f1"], StatisticsSettings.of(config_defaults("statistics"))
+    )
 
 
 def test_a_lone_effect_survives_bh_in_every_seed_of_a_bert_base_sweep(

@@ -15,17 +15,6 @@ import polars as pl
 import pytest
 import torch
 
-from headlab.analysis.relation_examples import AttentionMaps, attention_maps, example_table
-from headlab.analysis.relation_heads import (
-    HEAD_COLUMNS,
-    LinkScores,
-    head_table,
-    link_mask,
-    link_max_attention,
-    link_scores,
-    shown_heads,
-    top_heads,
-)
 from headlab.data.alignment import align_spans
 from headlab.data.framenet import (
     COUNT_KEYS,
@@ -35,6 +24,17 @@ from headlab.data.framenet import (
     framenet_sentences,
 )
 from headlab.data.framenet_filters import covered_tokens, merge_target, token_distance, whitespace_tokens
+from headlab.measure.relation_examples import AttentionMaps, attention_maps, example_table
+from headlab.measure.relation_heads import (
+    HEAD_COLUMNS,
+    LinkScores,
+    head_table,
+    link_mask,
+    link_max_attention,
+    link_scores,
+    shown_heads,
+    top_heads,
+)
 from headlab.plots.framenet import example_sentence, plot_figure3, score_matrix
 from tiny import tiny_config, tiny_tokenizer
 
@@ -372,8 +372,8 @@ def test_head_table_averages_over_sentences_or_links() -> None:
         ]
     )  # (links, layers, heads)
     scored = LinkScores(links, scores, n_unaligned=0)
-    by_sentence = head_table(scored, "m", "sentence")
-    by_link = head_table(scored, "m", "link")
+    by_sentence = head_table(scored, "m", "sentence", 99.0)
+    by_link = head_table(scored, "m", "link", 99.0)
     assert by_sentence.schema == pl.Schema(HEAD_COLUMNS)
     # s1: max over its links [[0.5, 0.2], [0.3, 0.4]]; s2 [[0.3, 0.6], [0, 0]]
     assert np.allclose(by_sentence["score"].to_numpy(), [0.4, 0.4, 0.15, 0.2])
@@ -386,10 +386,10 @@ def test_head_table_averages_over_sentences_or_links() -> None:
 @pytest.mark.parametrize(("layers", "heads", "expected"), [(12, 12, 2), (6, 12, 1)])
 def test_top_heads_are_above_the_99th_percentile(layers: int, heads: int, expected: int) -> None:
     values = np.random.default_rng(0).permutation(layers * heads).reshape(layers, heads) / 1000
-    top = top_heads(values)
+    top = top_heads(values, 99.0)
     assert top.sum() == expected  # 144 heads: the paper's 2; 72 heads: 1
     assert set(values[top]) == set(np.sort(values.ravel())[-expected:])
-    assert not top_heads(np.full((2, 3), 0.5)).any()  # all equal: nothing stands out
+    assert not top_heads(np.full((2, 3), 0.5), 99.0).any()  # all equal: nothing stands out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,7 +550,7 @@ def test_real_minilm_scores_on_real_sentences(real_links) -> None:
     first = table["sentence_id"].unique(maintain_order=True)[:48].to_list()
     sample = table.filter(pl.col("sentence_id").is_in(first))
     scored = link_scores(model, load_tokenizer(folder), sample, batch_size=16, device="cpu")
-    heads = head_table(scored, "minilm")
+    heads = head_table(scored, "minilm", "sentence", 99.0)
     n_heads = model.config.num_hidden_layers * model.config.num_attention_heads
     assert heads.height == n_heads and scored.n_unaligned == 0
     assert heads["score"].is_between(0, 1).all()

@@ -1,11 +1,11 @@
 """Linguistic features (Sec. 4.4, 4.5): word-piece alignment on real sentences (MiniLM's
 tokenizer) against hand-computed indices, spaCy feature marks against hand-checked parses, the
 token-to-token pairing rules, each attention statistic against a hand computation, the observer
-against full attention maps of a tiny BERT, and the figures."""
+against full attention maps of a tiny BERT (Figures 6 and 7: tests/analysis/test_feature_summary.py,
+tests/plots/test_features.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,25 +14,6 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
 
-from headlab.analysis.feature_attention import (
-    CLS_COLUMNS,
-    FEATURE_COLUMNS,
-    TOKEN_COLUMNS,
-    FeatureObserver,
-    FeatureSums,
-    cls_table,
-    collect_feature_attention,
-    feature_table,
-    token_table,
-)
-from headlab.analysis.feature_inputs import batch_inputs, batch_word_pooling, word_inputs
-from headlab.analysis.feature_reductions import (
-    cls_attention,
-    example_max,
-    feature_max,
-    pair_attention,
-    received_attention,
-)
 from headlab.data.alignment import piece_token_overlap, token_spans
 from headlab.data.linguistic import FEATURES, PARSE_COLUMNS, TOKEN_FEATURES, AlignedExample, align_examples
 from headlab.data.token_rules import (
@@ -43,19 +24,28 @@ from headlab.data.token_rules import (
     token_flags,
     verb_subject_pairs,
 )
+from headlab.measure.feature_attention import (
+    CLS_COLUMNS,
+    FEATURE_COLUMNS,
+    TOKEN_COLUMNS,
+    FeatureObserver,
+    FeatureSums,
+    cls_table,
+    collect_feature_attention,
+    feature_table,
+    token_table,
+)
+from headlab.measure.feature_inputs import batch_inputs, batch_word_pooling, word_inputs
+from headlab.measure.feature_reductions import (
+    cls_attention,
+    example_max,
+    feature_max,
+    pair_attention,
+    received_attention,
+)
 from headlab.model.engine import Controls
 from headlab.model.inference import inference_session
-from headlab.plots.features import (
-    category_means,
-    head_grid,
-    plot_figure6,
-    plot_figure6_features,
-    plot_figure7,
-)
 from tiny import tiny_config, tiny_tokenizer
-
-PDF_SIGNATURE = b"%PDF-"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 SENTENCE_A = "She didn't like the unbelievably long film, did she?"
 SENTENCE_B = "Nobody can't."
@@ -635,76 +625,3 @@ def test_word_level_equals_piece_level_when_every_word_is_one_piece() -> None:
             )
     with pytest.raises(ValueError, match="level"):
         collect_feature_attention(model, examples, 2, tokenizer.pad_token_id, "cpu", level="sentence")
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------
-
-
-def _synthetic_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    rng = np.random.default_rng(0)
-    features, tokens, cls = [], [], []
-    for task in ("MRPC", "SST-2"):
-        for variant in ("pretrained", "finetuned"):
-            for layer in (1, 2, 3):
-                for head in (1, 2):
-                    for feature in FEATURES:
-                        value = None if feature == "negation" and task == "SST-2" else float(rng.random())
-                        features.append(
-                            (task, variant, feature, layer, head, value, 0 if value is None else 5)
-                        )
-                    for relation in RELATIONS:
-                        tokens.append((task, variant, relation, layer, head, float(rng.random()), 4, 2.5))
-            for head in (1, 2):
-                for feature in FEATURES:
-                    cls.append((task, variant, feature, 3, head, float(rng.random()), 5))
-    return (
-        pl.DataFrame(
-            features,
-            schema=["task", "variant", "feature", "layer", "head", "value", "n_examples"],
-            orient="row",
-        ),
-        pl.DataFrame(
-            tokens,
-            schema=["task", "variant", "relation", "layer", "head", "value", "n_examples", "mean_distance"],
-            orient="row",
-        ),
-        pl.DataFrame(
-            cls, schema=["task", "variant", "feature", "layer", "head", "value", "n_examples"], orient="row"
-        ),
-    )
-
-
-def test_figure_helpers_place_values_and_average_heads() -> None:
-    features, _, cls = _synthetic_tables()
-    grid = head_grid(features, "MRPC", "finetuned", "sep")
-    row = features.filter(
-        (pl.col("task") == "MRPC")
-        & (pl.col("variant") == "finetuned")
-        & (pl.col("feature") == "sep")
-        & (pl.col("layer") == 3)
-        & (pl.col("head") == 2)
-    )
-    assert grid.shape == (3, 2) and grid[2, 1] == row["value"][0]
-    assert np.isnan(head_grid(features, "SST-2", "pretrained", "negation")).all()
-    means = category_means(cls, "MRPC", "pretrained")
-    values = cls.filter(
-        (pl.col("task") == "MRPC") & (pl.col("variant") == "pretrained") & (pl.col("feature") == "sep")
-    )
-    assert means["sep"] == pytest.approx((values["value"].mean(), values["value"].max()))
-    with pytest.raises(ValueError, match="QQP"):
-        head_grid(features, "QQP", "finetuned", "sep")
-
-
-def test_figures_render_pdf_and_png(tmp_path: Path) -> None:
-    features, tokens, cls = _synthetic_tables()
-    plot_figure6(features, ["SST-2", "MRPC"], tmp_path / "figure6.pdf", label="m")
-    plot_figure6_features(features, ["MRPC", "SST-2"], tmp_path / "figure6_features.pdf", label="m")
-    plot_figure7(cls, tokens, ["MRPC", "SST-2"], tmp_path / "figure7.pdf", label="m")
-    for name in ("figure6", "figure6_features", "figure7"):
-        assert (tmp_path / f"{name}.pdf").read_bytes().startswith(PDF_SIGNATURE), name
-        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE), name
-    with pytest.raises(ValueError, match="RTE"):
-        plot_figure6(features, ["RTE"], tmp_path / "bad.pdf")
-    assert not (tmp_path / "bad.pdf").exists()

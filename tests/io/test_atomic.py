@@ -25,14 +25,16 @@ import torch
 from matplotlib.figure import Figure
 from transformers import BertForSequenceClassification, BertTokenizer
 
-from headlab.analysis.pattern_cnn import PatternCNN, load_cnn, save_cnn
-from headlab.annotate import LABEL_SCHEMA, read_labels, write_labels
+from headlab.analysis.table1 import TABLE1_SCHEMA, table1_markdown
+from headlab.data.labels import LABEL_SCHEMA, read_labels, write_labels
 from headlab.io.atomic import atomic_paths, write_atomically
 from headlab.io.parquet import read_metadata, write_table, write_table_chunks
 from headlab.io.png import png_bytes, write_png
+from headlab.io.text import write_csv, write_text
+from headlab.io.torch_state import write_torch_state
+from headlab.measure.pattern_cnn import PatternCNN, cnn_record, load_cnn
 from headlab.model.finetune import save_checkpoint
 from headlab.plots.common import PNG_DPI, save_figure
-from headlab.plots.table1 import TABLE1_SCHEMA, table1_markdown, write_table1
 from tiny import tiny_classifier, tiny_tokenizer
 
 STALE_PID = 4_194_303  # above Linux's default pid_max: a process that is surely gone
@@ -304,8 +306,8 @@ def table1_version(k: int) -> pl.DataFrame:
                 "task": task,
                 "metric": "Acc",
                 "pretrained": f"{50 + k}.0",
-                "finetuned_random": f"{60 + k}.5",
-                "finetuned_pretrained": f"{70 + k}.9",
+                "scratch": f"{60 + k}.5",
+                "finetuned": f"{70 + k}.9",
                 "n_dev": 100 + i,
             }
             for i, task in enumerate(["SST-2", "RTE"])
@@ -319,7 +321,8 @@ def table1_targets(folder: Path) -> list[Path]:
 
 
 def write_table1_version(k: int, targets: list[Path]) -> object:
-    write_table1(table1_version(k), targets[0], targets[1])
+    write_csv(table1_version(k), targets[0])
+    write_text(table1_markdown(table1_version(k)), targets[1])
     return None
 
 
@@ -406,14 +409,14 @@ CASES = [
     ),
     Case("save_figure", figure_targets, write_figure, check_figure, inject_figure),
     Case(
-        "write_table1 (CSV fails)",
+        "write_csv + write_text of Table 1 (CSV fails)",
         table1_targets,
         write_table1_version,
         check_table1,
         lambda mp, fault: patch_write_csv(mp, fault),
     ),
     Case(
-        "write_table1 (Markdown fails)",
+        "write_csv + write_text of Table 1 (Markdown fails)",
         table1_targets,
         write_table1_version,
         check_table1,
@@ -428,9 +431,9 @@ CASES = [
         lambda mp, fault: patch_path_method(mp, "write_bytes", fault),
     ),
     Case(
-        "save_cnn",
+        "write_torch_state of the CNN",
         single("cnn.pt"),
-        lambda k, t: save_cnn(cnn_version(k), CNN_SIZE, CNN_CHANNELS, t[0]),
+        lambda k, t: write_torch_state(cnn_record(cnn_version(k), CNN_SIZE, CNN_CHANNELS), t[0]),
         check_cnn,
         inject_torch_save,
     ),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from headlab.conditions import TRAINED
 from headlab.jobs.data import PrepareTask, prepare_task
 from job_helpers import TASK, Trained, job_logger, run_finetune, write_pretrained
 from tiny import write_tiny_glue
@@ -35,12 +36,12 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def trained(
     tmp_path_factory: pytest.TempPathFactory, pretrained_dir: Path, tables: dict[str, Path]
 ) -> dict[tuple[str, str], Trained]:
-    """(init, run) -> checkpoint and log: runs "a" and "b" with seed 42 (independent runs of the
+    """(condition, run) -> checkpoint and log: runs "a" and "b" with seed 42 (independent runs of the
     job into different folders), run "c" with seed 7."""
     seeds = {"a": 42, "b": 42, "c": 7}
     runs = {}
     for run, seed in seeds.items():
         folder = tmp_path_factory.mktemp(f"run_{run}")
-        for init in ("pretrained", "random"):
-            runs[init, run] = run_finetune(folder, pretrained_dir, tables["train"], init, seed)
+        for condition in TRAINED:
+            runs[condition, run] = run_finetune(folder, pretrained_dir, tables["train"], condition, seed)
     return runs

@@ -38,7 +38,6 @@ def run_sweep(
         table=table,
         predictions=table.with_name(f"{table.stem}-predictions.parquet"),
         named_mask=named_mask,
-        mask=None if named_mask is None else named_mask[0],
     )
     ablate(params, job_logger())
     return table
@@ -48,10 +47,10 @@ def test_sweep_is_reproducible_and_depends_on_the_seed(
     trained: dict[tuple[str, str], Trained], tables: dict[str, Path], tmp_path: Path
 ) -> None:
     dev = tables["dev"]
-    a = run_sweep(trained["pretrained", "a"].checkpoint, dev, tmp_path / "a.parquet")
-    again = run_sweep(trained["pretrained", "a"].checkpoint, dev, tmp_path / "again.parquet")
-    b = run_sweep(trained["pretrained", "b"].checkpoint, dev, tmp_path / "b.parquet")
-    c = run_sweep(trained["pretrained", "c"].checkpoint, dev, tmp_path / "c.parquet")
+    a = run_sweep(trained["finetuned", "a"].checkpoint, dev, tmp_path / "a.parquet")
+    again = run_sweep(trained["finetuned", "a"].checkpoint, dev, tmp_path / "again.parquet")
+    b = run_sweep(trained["finetuned", "b"].checkpoint, dev, tmp_path / "b.parquet")
+    c = run_sweep(trained["finetuned", "c"].checkpoint, dev, tmp_path / "c.parquet")
     sweep_a = pl.read_parquet(a)
     assert sweep_a.height == (1 + 2 * 4 + 2) * 2  # baseline, 8 heads, 2 layers; f1 and accuracy
     assert_frame_equal(sweep_a, pl.read_parquet(again), check_exact=True)
@@ -72,7 +71,7 @@ def test_sweep_predictions_give_its_scores(
     trained: dict[tuple[str, str], Trained], tables: dict[str, Path], tmp_path: Path
 ) -> None:
     """Every value of the sweep table is recomputed from its per-example predictions alone."""
-    table = run_sweep(trained["pretrained", "a"].checkpoint, tables["dev"], tmp_path / "a.parquet")
+    table = run_sweep(trained["finetuned", "a"].checkpoint, tables["dev"], tmp_path / "a.parquet")
     sweep = pl.read_parquet(table)
     predictions = pl.read_parquet(tmp_path / "a-predictions.parquet")
     assert predictions.height == sweep["mask"].n_unique() * pl.read_parquet(tables["dev"]).height
@@ -104,7 +103,7 @@ def test_named_mask_beyond_the_model_fails_at_the_start_of_the_job(
     monkeypatch.setattr(headlab.model.ablation, "cached_sweep", lambda *args, **kw: started.append(args))
     table = tmp_path / "mask-deep.parquet"
     with pytest.raises(MaskError) as error:
-        run_sweep(trained["pretrained", "a"].checkpoint, tables["dev"], table, ("deep", ["L1-H1", "L9-H2"]))
+        run_sweep(trained["finetuned", "a"].checkpoint, tables["dev"], table, ("deep", ["L1-H1", "L9-H2"]))
     message = str(error.value)
     assert "ablation.masks" in message and "deep[1] = 'L9-H2'" in message, message
     assert "layer 9 does not exist; the model has layers 1..2" in message, message

@@ -1,5 +1,5 @@
 """Jobs of rules/finetune.smk called directly: the same seed gives the same training log,
-checkpoint and Table 1 scores; another seed gives others; the `finetuned-random` condition
+checkpoint and Table 1 scores; another seed gives others; the `scratch` condition
 starts from the model's own initialiser, not from the pretrained weights."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from polars.testing import assert_frame_equal
 
 from headlab.analysis.metrics import compute_metrics
+from headlab.conditions import CONDITIONS, TRAINED
 from headlab.data.tasks import get_task
 from headlab.io.parquet import read_metadata
 from headlab.jobs.finetune import Evaluate, evaluate
@@ -31,8 +32,6 @@ from job_helpers import (
     tensors,
 )
 
-INITS = ("pretrained", "random")
-
 
 def metadata_without_time(path: Path) -> dict[str, object]:
     record = read_metadata(path)
@@ -47,11 +46,11 @@ def assert_same_tensors(a: Path, b: Path) -> None:
     assert unequal == [], f"{a} and {b} differ in {unequal}"
 
 
-@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("condition", TRAINED)
 def test_same_seed_twice_gives_identical_log_and_checkpoint(
-    trained: dict[tuple[str, str], Trained], init: str
+    trained: dict[tuple[str, str], Trained], condition: str
 ) -> None:
-    a, b = trained[init, "a"], trained[init, "b"]
+    a, b = trained[condition, "a"], trained[condition, "b"]
     log_a, log_b = pl.read_parquet(a.training_log), pl.read_parquet(b.training_log)
     assert log_a.height == 5  # 40 examples, batch 8, one epoch
     assert_frame_equal(log_a, log_b, check_exact=True)
@@ -65,11 +64,11 @@ def test_same_seed_twice_gives_identical_log_and_checkpoint(
             assert (a.checkpoint / name).read_bytes() == (b.checkpoint / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("condition", TRAINED)
 def test_another_seed_gives_another_log_and_checkpoint(
-    trained: dict[tuple[str, str], Trained], init: str
+    trained: dict[tuple[str, str], Trained], condition: str
 ) -> None:
-    a, c = trained[init, "a"], trained[init, "c"]
+    a, c = trained[condition, "a"], trained[condition, "c"]
     log_a, log_c = pl.read_parquet(a.training_log), pl.read_parquet(c.training_log)
     # Same schedule (it does not depend on the seed), other losses.
     assert_frame_equal(log_a.drop("loss"), log_c.drop("loss"), check_exact=True)
@@ -91,8 +90,8 @@ def run_evaluate(
         task=TASK,
         model_entry=model_entry(pretrained),
         dev=dev,
-        random=trained["random", run].checkpoint,
-        pretrained=trained["pretrained", run].checkpoint,
+        scratch=trained["scratch", run].checkpoint,
+        finetuned=trained["finetuned", run].checkpoint,
         max_length=MAX_LENGTH,
         batch_size=8,
         seed=seed,
@@ -112,7 +111,7 @@ def test_evaluate_is_reproducible_and_depends_on_the_seed(
     again = pl.read_parquet(run_evaluate(trained, "a", pretrained_dir, dev, tmp_path / "a2.parquet", 42))
     b = pl.read_parquet(run_evaluate(trained, "b", pretrained_dir, dev, tmp_path / "b.parquet", 42))
     c = pl.read_parquet(run_evaluate(trained, "c", pretrained_dir, dev, tmp_path / "c.parquet", 7))
-    conditions = ["pretrained", "finetuned-random", "finetuned-pretrained"]
+    conditions = list(CONDITIONS)
     assert a["condition"].unique(maintain_order=True).to_list() == conditions
     assert set(a["n_examples"]) == {40}
     assert_frame_equal(a, again, check_exact=True)
@@ -130,11 +129,12 @@ def test_evaluate_predictions_give_its_scores(
         run_evaluate(trained, "a", pretrained_dir, tables["dev"], tmp_path / "a.parquet", 42)
     )
     predictions = pl.read_parquet(tmp_path / "a-predictions.parquet")
-    gold = pl.read_parquet(tables["dev"])["label"].to_numpy()
+    dev = pl.read_parquet(tables["dev"])
+    gold = dev["label"].to_numpy()
     task = get_task(TASK)
-    for condition in ["pretrained", "finetuned-random", "finetuned-pretrained"]:
+    for condition in CONDITIONS:
         rows = predictions.filter(pl.col("condition") == condition).sort("example")
-        assert rows["example"].to_list() == list(range(gold.size))
+        assert rows["example"].to_list() == dev["row"].to_list()  # the dev table's keys, in order
         np.testing.assert_array_equal(rows["label"].to_numpy(), gold)
         recomputed = compute_metrics(task.metrics, rows["prediction"].to_numpy(), gold)
         for metric, value in recomputed.items():
@@ -145,7 +145,7 @@ def test_evaluate_predictions_give_its_scores(
 
 
 # ----------------------------------------------------------------------------------------------
-# Table 1's finetuned-random: every weight re-initialised by the model's own initialiser
+# Table 1's scratch: every weight re-initialised by the model's own initialiser
 
 
 def encoder_parameters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -180,7 +180,7 @@ def fresh(pretrained_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
     spec = ModelSpec.from_config("tiny", model_entry(pretrained_dir))
     task = get_task(TASK)
     pretrained, _ = load_for_task(spec, task, "pretrained", seed=42)
-    random, _ = load_for_task(spec, task, "random", seed=42)
+    random, _ = load_for_task(spec, task, "scratch", seed=42)
     return (
         encoder_parameters({k: v.detach() for k, v in pretrained.state_dict().items()}),
         encoder_parameters({k: v.detach() for k, v in random.state_dict().items()}),
@@ -215,9 +215,9 @@ def test_random_init_spread_is_the_models_initializer_range(
 
 def test_random_init_depends_on_the_seed(pretrained_dir: Path) -> None:
     spec = ModelSpec.from_config("tiny", model_entry(pretrained_dir))
-    one, _ = load_for_task(spec, get_task(TASK), "random", seed=1)
-    same, _ = load_for_task(spec, get_task(TASK), "random", seed=1)
-    other, _ = load_for_task(spec, get_task(TASK), "random", seed=2)
+    one, _ = load_for_task(spec, get_task(TASK), "scratch", seed=1)
+    same, _ = load_for_task(spec, get_task(TASK), "scratch", seed=1)
+    other, _ = load_for_task(spec, get_task(TASK), "scratch", seed=2)
     for name, tensor in one.state_dict().items():
         assert torch.equal(tensor, same.state_dict()[name]), name
     query = "bert.encoder.layer.0.attention.self.query.weight"
@@ -227,12 +227,12 @@ def test_random_init_depends_on_the_seed(pretrained_dir: Path) -> None:
 def test_finetuned_random_checkpoint_is_the_initialiser_not_the_pretrained_weights(
     trained: dict[tuple[str, str], Trained], fresh: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 ) -> None:
-    """What Table 1's finetuned-random reads: the checkpoint the finetune job wrote for init
-    random keeps the initialiser's spread (five small steps moved it by little) and shares no
-    value with the pretrained weights; the finetuned-pretrained one stays near them."""
+    """What Table 1's scratch reads: the checkpoint the finetune job wrote for condition
+    scratch keeps the initialiser's spread (five small steps moved it by little) and shares no
+    value with the pretrained weights; the finetuned one stays near them."""
     pretrained = fresh[0]
-    from_random = encoder_parameters(tensors(trained["random", "a"].checkpoint))
-    from_pretrained = encoder_parameters(tensors(trained["pretrained", "a"].checkpoint))
+    from_random = encoder_parameters(tensors(trained["scratch", "a"].checkpoint))
+    from_pretrained = encoder_parameters(tensors(trained["finetuned", "a"].checkpoint))
     for name, value in pretrained.items():
         if not value.is_floating_point():
             continue

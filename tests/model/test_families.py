@@ -395,8 +395,8 @@ def test_attention_statistics_of_a_pair_sum_to_one_with_the_other_segment_presen
     """The statistics observer on every family: for pair examples (hand-built categories:
     [CLS] a a a [SEP] b b [SEP], then padding), cls + sep + within + across = 1 per head and
     example, and across_segment > 0 (the other sentence gets attention)."""
-    from headlab.analysis.attention_stats import STATS, AttentionStatsObserver
-    from headlab.analysis.tokens import TokenCategories
+    from headlab.measure.attention_stats import STATS, AttentionStatsObserver
+    from headlab.measure.tokens import TokenCategories
 
     name, model, _ = family_model
     batch = _batch((8, 8, 6), seed=9)

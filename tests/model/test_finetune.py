@@ -4,6 +4,7 @@ the number of steps of fractional epochs, and what step 1 of the warm-up (learni
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import polars as pl
 import pytest
@@ -11,9 +12,16 @@ import torch
 
 from headlab.model.batching import Encoded, encode
 from headlab.model.finetune import LogRow, TrainingSettings, finetune
+from headlab.workflow.defaults import config_defaults
 from tiny import NEGATIVE, POSITIVE, tiny_classifier, tiny_tokenizer
 
 CPU = torch.device("cpu")
+
+
+def training_settings(**values: Any) -> TrainingSettings:
+    """The config schema's finetune.* defaults with `values` (the seed among them)."""
+    defaults = {k: v for k, v in config_defaults("finetune").items() if k not in ("seeds", "analysis_seed")}
+    return TrainingSettings(**{**defaults, **values})
 
 
 def training_set(n: int) -> Encoded:
@@ -42,7 +50,7 @@ def hand_schedule(peak: float, warmup: int, total: int) -> list[float]:
 
 def test_warmup_then_linear_decay_matches_a_hand_computation() -> None:
     # 20 examples, batch 4: 5 steps per epoch; 2 epochs = 10 steps; warm-up round(0.3 * 10) = 3.
-    settings = TrainingSettings(epochs=2, batch_size=4, learning_rate=1e-3, warmup_ratio=0.3, seed=1)
+    settings = training_settings(epochs=2, batch_size=4, learning_rate=1e-3, warmup_ratio=0.3, seed=1)
     log = finetune(tiny_classifier(seed=2), training_set(20), 0, settings, CPU)
     expected = [0.0, 1e-3 / 3, 2e-3 / 3, 1e-3, 6e-3 / 7, 5e-3 / 7, 4e-3 / 7, 3e-3 / 7, 2e-3 / 7, 1e-3 / 7]
     assert expected == pytest.approx(hand_schedule(1e-3, 3, 10), rel=1e-12)  # the formula, written out
@@ -52,7 +60,7 @@ def test_warmup_then_linear_decay_matches_a_hand_computation() -> None:
 
 
 def test_without_warmup_the_decay_starts_at_the_peak() -> None:
-    settings = TrainingSettings(epochs=1, batch_size=4, learning_rate=2e-3, warmup_ratio=0.0, seed=1)
+    settings = training_settings(epochs=1, batch_size=4, learning_rate=2e-3, warmup_ratio=0.0, seed=1)
     log = finetune(tiny_classifier(seed=2), training_set(16), 0, settings, CPU)
     assert [row.learning_rate for row in log] == pytest.approx([2e-3, 1.5e-3, 1e-3, 0.5e-3], rel=1e-12)
 
@@ -67,7 +75,7 @@ def test_the_logged_rate_is_the_one_the_optimizer_used() -> None:
     def on_step(row: LogRow) -> None:
         snapshots.append({name: p.detach().clone() for name, p in model.named_parameters()})
 
-    settings = TrainingSettings(epochs=1, batch_size=4, learning_rate=1e-2, warmup_ratio=0.5, seed=1)
+    settings = training_settings(epochs=1, batch_size=4, learning_rate=1e-2, warmup_ratio=0.5, seed=1)
     log = finetune(model, training_set(16), 0, settings, CPU, on_step)
     assert [row.learning_rate for row in log] == pytest.approx([0.0, 5e-3, 1e-2, 5e-3], rel=1e-12)
     assert all(torch.equal(snapshots[0][name], before[name]) for name in before)
@@ -90,7 +98,7 @@ def test_fractional_epochs_give_the_expected_steps(
     n: int, batch_size: int, epochs: float, epoch_numbers: list[int]
 ) -> None:
     assert len(epoch_numbers) == math.ceil(epochs * math.ceil(n / batch_size))  # the documented count
-    settings = TrainingSettings(epochs=epochs, batch_size=batch_size, learning_rate=1e-3, seed=3)
+    settings = training_settings(epochs=epochs, batch_size=batch_size, learning_rate=1e-3, seed=3)
     log = finetune(tiny_classifier(seed=0), training_set(n), 0, settings, CPU)
     assert [row.step for row in log] == list(range(1, len(epoch_numbers) + 1))
     assert [row.epoch for row in log] == epoch_numbers

@@ -17,7 +17,8 @@ from collections import Counter
 
 import pytest
 
-from headlab.model.masks import HeadMask, MaskError, framenet_masks, mask_tensor
+from headlab.heads import HeadMask
+from headlab.model.masks import MaskError, framenet_masks, mask_tensor
 
 LAYERS, HEADS = 3, 4
 TOP = [(2, 3), (1, 1), (3, 4)]  # 1-based (layer, head)

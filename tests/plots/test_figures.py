@@ -1,4 +1,7 @@
-"""Figures 8 and 9: the data helpers put each score in its place; files are valid and atomic."""
+"""Figures 8 and 9: the data helpers put each score in its place; files are valid and atomic.
+
+The mean delta over heads that Figure 8 prints is computed in `headlab.analysis.ablation_summary`
+(tested against hand sums in tests/analysis/test_mean_head_deltas.py) and handed to the figure."""
 
 from __future__ import annotations
 
@@ -10,13 +13,13 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
+from headlab.analysis.ablation_summary import mean_head_deltas
 from headlab.plots.ablation import BASELINE_COLOUR, plot_head_ablation, plot_layer_ablation
 from headlab.plots.ablation_data import (
     baseline_value,
     head_matrix,
     layer_count,
     layer_series,
-    mean_head_delta,
     task_order,
 )
 
@@ -118,13 +121,11 @@ def test_layer_count_spans_both_kinds(table: pl.DataFrame) -> None:
     assert np.isnan(matrix[1:]).all()
 
 
-def test_baseline_mean_delta_and_order(table: pl.DataFrame) -> None:
+def test_baseline_and_order(table: pl.DataFrame) -> None:
     assert task_order(table) == ["B", "A"]
     assert (layer_count(table, "A"), layer_count(table, "B")) == (3, 2)
     assert baseline_value(table, "B", "f1") == pytest.approx(0.80)
     assert baseline_value(table, "B", "accuracy") == pytest.approx(0.75)
-    expected = np.mean([0.01 * layer - 0.001 * head for layer in (1, 2) for head in range(1, 6)])
-    assert mean_head_delta(table, "B", "f1") == pytest.approx(expected)
 
 
 def test_helpers_reject_bad_input(table: pl.DataFrame) -> None:
@@ -148,9 +149,14 @@ def assert_figure_files(pdf: Path) -> None:
     assert sorted(p.name for p in pdf.parent.iterdir()) == sorted([pdf.name, png.name])  # no temp files
 
 
+def plot_heads(table: pl.DataFrame, pdf: Path, title: str | None = None) -> Figure:
+    """Figure 8 as the job draws it: the mean deltas from the analysis, then the plot."""
+    return plot_head_ablation(table, METRIC_BY_TASK, mean_head_deltas(table, METRIC_BY_TASK), pdf, title)
+
+
 def test_plot_head_ablation_writes_pdf_and_png(table: pl.DataFrame, tmp_path: Path) -> None:
     pdf = tmp_path / "figs" / "figure8.pdf"
-    plot_head_ablation(table, METRIC_BY_TASK, pdf, title="tiny-bert")
+    plot_heads(table, pdf, title="tiny-bert")
     assert_figure_files(pdf)
 
 
@@ -162,12 +168,15 @@ def test_plot_layer_ablation_writes_pdf_and_png(table: pl.DataFrame, tmp_path: P
 
 def test_plots_name_the_task_on_errors(table: pl.DataFrame, tmp_path: Path) -> None:
     pdf = tmp_path / "figure.pdf"
+    deltas = {"A": 0.0, "B": 0.0}  # what the panels print; the errors come from the table
     with pytest.raises(ValueError, match=r"'A'.*spearman"):
-        plot_head_ablation(table, {"A": "spearman", "B": "f1"}, pdf)
+        plot_head_ablation(table, {"A": "spearman", "B": "f1"}, deltas, pdf)
     with pytest.raises(ValueError, match=r"'B'.*no metric"):
         plot_layer_ablation(table, {"A": "accuracy"}, pdf)
     with pytest.raises(ValueError, match=r"'B'.*no head"):
-        plot_head_ablation(table.filter(pl.col("kind") != "head"), METRIC_BY_TASK, pdf)
+        plot_head_ablation(table.filter(pl.col("kind") != "head"), METRIC_BY_TASK, deltas, pdf)
+    with pytest.raises(ValueError, match=r"mean delta.*\['A'\]"):
+        plot_head_ablation(table, METRIC_BY_TASK, {"B": 0.0}, pdf)
     with pytest.raises(ValueError, match=r"'B'.*no layer"):
         plot_layer_ablation(table.filter(pl.col("kind") != "layer"), METRIC_BY_TASK, pdf)
     with pytest.raises(ValueError, match="empty"):
@@ -187,7 +196,7 @@ def test_failed_save_leaves_nothing_behind(
 
     monkeypatch.setattr(Figure, "savefig", failing_png)
     with pytest.raises(OSError, match="disk full"):
-        plot_head_ablation(table, METRIC_BY_TASK, tmp_path / "figure8.pdf")
+        plot_heads(table, tmp_path / "figure8.pdf")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -208,7 +217,7 @@ def rows_of(table: pl.DataFrame, task: str, kind: str, metric: str) -> list[dict
 def test_figure8_cells_hold_the_table_values_and_the_baseline_is_marked_at_it(
     table: pl.DataFrame, tmp_path: Path
 ) -> None:
-    figure = plot_head_ablation(table, METRIC_BY_TASK, tmp_path / "figure8.pdf", title="tiny-bert")
+    figure = plot_heads(table, tmp_path / "figure8.pdf", title="tiny-bert")
     assert isinstance(figure, Figure)
     assert figure.get_suptitle() == "tiny-bert"
     panels = [ax for ax in figure.axes if ax.images]
@@ -240,7 +249,8 @@ def test_figure8_cells_hold_the_table_values_and_the_baseline_is_marked_at_it(
         assert f"{baseline:.3f}" in [t.get_text() for t in colorbar_axes.texts], task
         values = [row["value"] for row in head_rows]
         assert image.norm.vmin < min(*values, baseline) and max(*values, baseline) < image.norm.vmax
-        # The mean change printed under the panel is the mean of the table's delta over its heads.
+        # The mean change printed under the panel (mean_head_deltas, handed to the plot) is the
+        # mean of the table's delta over its heads.
         mean_delta = sum(row["delta"] for row in head_rows) / len(head_rows)
         assert f"mean Δ over heads: {mean_delta:+.3f}" in [t.get_text() for t in ax.texts], task
 

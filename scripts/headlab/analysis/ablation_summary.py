@@ -1,6 +1,13 @@
-"""Summaries of disabling sweeps: does disabling a random head help on average? (Sec. 4.6)"""
+"""Summaries of disabling sweeps: does disabling a random head help on average? (Sec. 4.6)
+
+`summarise` is the table rule collect_ablation writes; `mean_head_deltas` is the number each
+Figure 8 panel prints (`headlab.plots.ablation`), from the table that figure draws.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
 
 import polars as pl
 
@@ -52,3 +59,29 @@ def summarise(table: pl.DataFrame, statistics: pl.DataFrame | None = None) -> pl
             )
         )
     return summary.join(noise, on=KEYS, how="left").sort(KEYS)
+
+
+def mean_head_delta(table: pl.DataFrame, task: str, metric: str) -> float:
+    """Mean of the table's `delta` over the task's single-head rows (kind "head") for `metric`,
+    NaN and null deltas left out; NaN when none is left.
+
+    A ValueError names the task when it has no head rows, or none for `metric`.
+    """
+    heads = table.filter((pl.col("task") == task) & (pl.col("kind") == "head"))
+    if heads.height == 0:
+        raise ValueError(f"task {task!r}: no head-ablation rows (kind == 'head') in the table")
+    rows = heads.filter(pl.col("metric") == metric)
+    if rows.height == 0:
+        available = sorted(heads["metric"].unique().to_list())
+        raise ValueError(f"task {task!r}: metric {metric!r} not in its head rows (has {available})")
+    deltas = rows["delta"].cast(pl.Float64).drop_nans().drop_nulls()
+    return float(deltas.mean()) if deltas.len() else math.nan
+
+
+def mean_head_deltas(table: pl.DataFrame, metric_by_task: Mapping[str, str]) -> dict[str, float]:
+    """Figure 8's note: `mean_head_delta` of every task of the table (first-appearance order) that
+    `metric_by_task` gives a metric, for that metric (the figure refuses a task without one)."""
+    tasks = table["task"].unique(maintain_order=True).to_list()
+    return {
+        task: mean_head_delta(table, task, metric_by_task[task]) for task in tasks if task in metric_by_task
+    }

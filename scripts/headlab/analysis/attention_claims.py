@@ -18,8 +18,7 @@ import polars as pl
 
 from headlab.analysis.claim_rules import INTERVAL_RULE, claim_row, inference_unit, not_run, with_units
 from headlab.analysis.significance import Inference, pooled_inference, t_bounds, t_pvalues
-
-PAIR_TASKS = ("MRPC", "STS-B", "QQP", "RTE", "QNLI", "MNLI")
+from headlab.data.tasks import get_task
 
 
 def _crossed(
@@ -99,7 +98,7 @@ def sst2_sep_claim(
         "crossed intervals (one example resample for every seed, plus the seeds' spread) of each side; "
         + INTERVAL_RULE.format(side="above").replace("task's", "pair's"),
     )
-    pairs = [t for t in tasks if t in PAIR_TASKS and t in attention]
+    pairs = [t for t in tasks if get_task(t).is_pair and t in attention]
     if "SST-2" not in attention or not pairs:
         return not_run(row, "needs attention statistics of SST-2 and a pair task")
 

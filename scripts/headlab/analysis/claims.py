@@ -39,6 +39,7 @@ from headlab.analysis.claim_rules import (
 )
 from headlab.analysis.mode_claims import framenet_claim, modes_agree_claim
 from headlab.analysis.significance import StatisticsSettings, delta_inference, simultaneous_bounds
+from headlab.conditions import FINETUNED, PRETRAINED, SCRATCH
 from headlab.data.tasks import get_task
 
 CLAIMS_SCHEMA: dict[str, pl.DataType] = {
@@ -74,29 +75,25 @@ CLAIM_IDS = (
 
 @dataclass(frozen=True)
 class ClaimInputs:
+    """What the claims read: the run's tables (None or empty: not in the run) and the config's
+    claims.* and statistics.* values (their defaults: the config schema)."""
+
     model: str
     tasks: list[str]
+    pair_heads: Sequence[str]  # claims.pair_heads (of this model)
+    modes: Sequence[str]  # ablation.modes
+    agreement_threshold: float  # claims.agreement_threshold
+    no_harm_margin: float  # claims.no_harm_margin
+    settings: StatisticsSettings  # statistics.*
     predictions: pl.DataFrame | None = None  # rule evaluate's, every task and seed
     statistics: pl.DataFrame | None = None  # pooled sweep statistics of the first mode, every task
     selection: pl.DataFrame | None = None  # their best-head estimates
     # task -> cls/sep stats of the fine-tuned models, every seed (a `seed` column)
     attention: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     drift: Mapping[str, pl.DataFrame] = field(default_factory=dict)  # task -> per-head cosine, every seed
-    pair_heads: Sequence[str] = ("L2-H12", "L4-H1")
     agreement: pl.DataFrame | None = None  # rule mode_agreement's, every task
-    modes: Sequence[str] = ("uniform",)
     framenet_effect: pl.DataFrame | None = None  # rule framenet_effect's
     framenet_missing: str | None = None  # why the FrameNet experiment is not in the run
-    agreement_threshold: float = 0.5
-    no_harm_margin: float = 0.01
-    resamples: int = 1000
-    permutations: int = 10000
-    alpha: float = 0.05
-    seed: int = 0
-
-    @property
-    def settings(self) -> StatisticsSettings:
-        return StatisticsSettings(self.resamples, self.permutations, self.alpha, self.seed)
 
 
 def _condition_delta(
@@ -124,9 +121,9 @@ def _table1_claim(
     row = claim_row(claim_id, "4.3 / Table 1", claim, paper, INTERVAL_RULE.format(side="above"))
     if inputs.predictions is None or not inputs.tasks:
         return not_run(row, "no evaluation predictions in the run")
-    rng = np.random.default_rng([inputs.seed, len(claim_id)])
+    rng = np.random.default_rng([inputs.settings.seed, len(claim_id)])
     units = [_condition_delta(inputs, t, better, worse, rng) for t in inputs.tasks]
-    return with_units(row, units, +1, alpha=inputs.alpha)
+    return with_units(row, units, +1, alpha=inputs.settings.alpha)
 
 
 def _pooled(inputs: ClaimInputs, task: str) -> pl.DataFrame:
@@ -168,7 +165,7 @@ def _ablation_claim(
     units = [u for u in (unit_of(t) for t in present) if u is not None]
     if not units:
         return not_run(row, f"not in the run: {', '.join(missing) or 'the masks'}")
-    return with_units(row, units, direction, missing, inputs.alpha)
+    return with_units(row, units, direction, missing, inputs.settings.alpha)
 
 
 def _pair_claim(inputs: ClaimInputs) -> dict[str, object]:
@@ -189,7 +186,9 @@ def _pair_claim(inputs: ClaimInputs) -> dict[str, object]:
         return not_run(row, "not in the run: STS-B, RTE")
     if len(units) < len(present) * len(heads):
         return not_run(row, f"the model has no head(s) {', '.join(heads)} (claims.pair_heads_by_model)")
-    return with_units(row, units, -1, [t for t in ("STS-B", "RTE") if t not in inputs.tasks], inputs.alpha)
+    return with_units(
+        row, units, -1, [t for t in ("STS-B", "RTE") if t not in inputs.tasks], inputs.settings.alpha
+    )
 
 
 PAPER_BEST_HEAD = "+0.1 (STS-B) to +1.2 (MRPC)"
@@ -211,7 +210,7 @@ def _heads_upper(inputs: ClaimInputs, task: str, m: int) -> float:
     if heads.height == 0 or "se" not in heads.columns:
         return float("nan")
     _, upper = simultaneous_bounds(
-        heads["delta"].to_numpy(), heads["se"].to_numpy(), heads["df"].to_numpy(), inputs.alpha, m
+        heads["delta"].to_numpy(), heads["se"].to_numpy(), heads["df"].to_numpy(), inputs.settings.alpha, m
     )
     return float(np.max(upper)) if np.isfinite(upper).all() else float("nan")
 
@@ -237,7 +236,7 @@ def _existence_claim(inputs: ClaimInputs) -> dict[str, object]:
         pooled = _pooled(inputs, task)
         heads = pooled.filter(pl.col("kind") == "head").height if "kind" in pooled.columns else 1
         upper = _heads_upper(inputs, task, max(heads, 1) * len(present))
-        rejected.append(bool(r["p_value"] < inputs.alpha))
+        rejected.append(bool(r["p_value"] < inputs.settings.alpha))
         below.append(bool(upper < 0))
         bound = points(upper) if not upper > 1 else "above +100 (few seeds: few degrees of freedom)"
         texts.append(
@@ -289,7 +288,7 @@ def _held_out_claim(inputs: ClaimInputs) -> dict[str, object]:
 
 def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
     """One row per claim (CLAIMS_SCHEMA), in the paper's order."""
-    rng = np.random.default_rng([inputs.seed, 7])
+    rng = np.random.default_rng([inputs.settings.seed, 7])
     tasks = inputs.tasks
     rows = [
         _table1_claim(
@@ -297,20 +296,20 @@ def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
             "finetuning_helps",
             "fine-tuning beats no fine-tuning on every task",
             "+35.9 points on average",
-            "finetuned-pretrained",
-            "pretrained",
+            FINETUNED,
+            PRETRAINED,
         ),
         _table1_claim(
             inputs,
             "pretraining_helps",
             "fine-tuning from random weights is below fine-tuning from pre-trained weights on every task",
             "lower on every task",
-            "finetuned-pretrained",
-            "finetuned-random",
+            FINETUNED,
+            SCRATCH,
         ),
         drift_claim(tasks, inputs.drift),
-        cls_sep_claim(tasks, inputs.attention, inputs.resamples, inputs.alpha, rng),
-        sst2_sep_claim(tasks, inputs.attention, inputs.resamples, inputs.alpha, rng),
+        cls_sep_claim(tasks, inputs.attention, inputs.settings.resamples, inputs.settings.alpha, rng),
+        sst2_sep_claim(tasks, inputs.attention, inputs.settings.resamples, inputs.settings.alpha, rng),
         _existence_claim(inputs),
         _naive_description(inputs),
         _held_out_claim(inputs),
@@ -342,7 +341,9 @@ def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
         ),
         _pair_claim(inputs),
         modes_agree_claim(inputs.agreement, list(inputs.modes), inputs.agreement_threshold),
-        framenet_claim(inputs.framenet_effect, inputs.no_harm_margin, inputs.framenet_missing, inputs.alpha),
+        framenet_claim(
+            inputs.framenet_effect, inputs.no_harm_margin, inputs.framenet_missing, inputs.settings.alpha
+        ),
     ]
     if [r["claim_id"] for r in rows] != list(CLAIM_IDS):
         raise AssertionError("claims_table and CLAIM_IDS list different claims")

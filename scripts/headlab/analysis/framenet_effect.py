@@ -18,6 +18,8 @@ n_seeds, n_examples.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -29,6 +31,7 @@ from headlab.analysis.significance import (
 )
 from headlab.analysis.sweep_statistics import seed_sweeps
 from headlab.data.tasks import get_task
+from headlab.heads import head_names
 
 EFFECT_SCHEMA: dict[str, pl.DataType] = {
     "model": pl.String(),
@@ -48,8 +51,11 @@ EFFECT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def effect_row(predictions: pl.DataFrame, heads: str, settings: StatisticsSettings) -> dict[str, object]:
-    """The row of one task x mode from its predictions (every seed)."""
+def effect_row(
+    predictions: pl.DataFrame, heads: Sequence[tuple[int, int]], settings: StatisticsSettings
+) -> dict[str, object]:
+    """The row of one task x mode from its predictions (every seed); `heads` the FrameNet heads,
+    1-based (layer, head)."""
     first = predictions.row(0, named=True)
     metric = get_task(first["task"]).primary_metric
     masks = predictions.select("mask", "kind", "layer", "head").unique(subset="mask", maintain_order=True)
@@ -73,8 +79,8 @@ def effect_row(predictions: pl.DataFrame, heads: str, settings: StatisticsSettin
         "task": first["task"],
         "mode": first["mode"],
         "metric": metric,
-        "heads": heads,
-        "n_heads": len(heads.split(",")),
+        "heads": head_names(heads),
+        "n_heads": len(heads),
         **inference.row(),
         "null_mean": float(null_deltas.mean()) if null.size else float("nan"),
         "null_low": float(null_low),
@@ -86,7 +92,9 @@ def effect_row(predictions: pl.DataFrame, heads: str, settings: StatisticsSettin
     }
 
 
-def framenet_effect(predictions: pl.DataFrame, heads: str, settings: StatisticsSettings) -> pl.DataFrame:
+def framenet_effect(
+    predictions: pl.DataFrame, heads: Sequence[tuple[int, int]], settings: StatisticsSettings
+) -> pl.DataFrame:
     """One row per task x mode (sorted)."""
     rows = [
         effect_row(group, heads, settings)

@@ -11,8 +11,8 @@ The paper sorts attention maps into five classes (Figure 1):
 Two routes lead to a label per (example, layer, head):
 
 1. **Rules** (`classify_statistics`), a transparent stand-in for the paper's classifier. They read
-   the per-head statistics of rule ``attention_stats`` (`headlab.analysis.attention_stats`: long table
-   ``model, task, variant, example, layer, head, stat, value``; each stat is a mean over the real
+   the per-head statistics of rule ``attention_stats`` (`headlab.measure.attention_stats`: long table
+   ``model, task, condition, example, layer, head, stat, value``; each stat is a mean over the real
    query tokens, mostly of the attention mass on a key category, its `STATS`; NaN where the
    example has no such category, read as 0 here) and apply `Thresholds` in this order::
 
@@ -28,13 +28,13 @@ Two routes lead to a label per (example, layer, head):
    Each label comes with a confidence in [0, 1]: v for vertical, d for diagonal, min(v + d, 1)
    for the mix, within_segment for block, and 1 - max(v, d, within_segment if paired) for
    heterogeneous (how far the map is from every structured class).
-2. **The paper's route**: a seeded sample of maps is exported (`headlab.analysis.maps`:
+2. **The paper's route**: a seeded sample of maps is exported (`headlab.measure.maps`:
    `sample_maps`, `MapSampler`), downsampled to a fixed size by adaptive average pooling over
    the real tokens (`downsample_map`), annotated by a person (`headlab.annotate`) and used to
-   train a CNN (`headlab.analysis.pattern_cnn`), which then classifies every map.
+   train a CNN (`headlab.measure.pattern_cnn`), which then classifies every map.
 
 The sampled maps are described by the statistics of rule attention_stats, computed by its own
-reduction in the export pass (`headlab.analysis.maps.export_maps`), so that the rules can label
+reduction in the export pass (`headlab.measure.maps.export_maps`), so that the rules can label
 them too (Figure 1 without annotations). ``example`` is the dev Parquet's ``row`` everywhere, as
 in attention_stats.
 
@@ -49,24 +49,17 @@ from typing import Any
 
 import polars as pl
 
-PATTERNS = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
+from headlab.data.labels import PATTERNS
+from headlab.io.schemas import ATTENTION_STATS_SCHEMA, polars_schema
+
 # The statistics the rules read; the others may be missing from the table.
 RULE_STATS = ("cls", "sep", "punct", "self", "prev", "next", "within_segment")
-KEY_COLUMNS = ("model", "task", "variant", "example", "layer", "head")
-STATS_SCHEMA: dict[str, Any] = {
-    "model": pl.String,
-    "task": pl.String,
-    "variant": pl.String,
-    "example": pl.Int64,
-    "layer": pl.Int32,
-    "head": pl.Int32,
-    "stat": pl.String,
-    "value": pl.Float64,
-}
+KEY_COLUMNS = ("model", "task", "condition", "example", "layer", "head")
+STATS_SCHEMA: dict[str, Any] = polars_schema(ATTENTION_STATS_SCHEMA)  # as rule attention_stats writes
 CLASSES_SCHEMA: dict[str, Any] = {
     "model": pl.String,
     "task": pl.String,
-    "variant": pl.String,
+    "condition": pl.String,
     "example": pl.Int64,
     "layer": pl.Int32,
     "head": pl.Int32,
@@ -105,7 +98,8 @@ MAP_CLASSES_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Rule thresholds (config ``patterns.thresholds``); masses are fractions of a query's attention.
+    """Rule thresholds (config ``patterns.thresholds``, defaults in the schema: 0.6, 0.6, 0.3, 0.75,
+    0.8, true); masses are fractions of a query's attention.
 
     * ``vertical``: least mass on [CLS] + [SEP] (+ punctuation) for a vertical map. A vertical
       head in BERT puts most of every row on these few columns (Clark et al. 2019 find heads with
@@ -125,12 +119,12 @@ class Thresholds:
       maps are often on "." and ",", Clark et al. 2019).
     """
 
-    vertical: float = 0.6
-    diagonal: float = 0.6
-    mixed_min: float = 0.3
-    mixed_total: float = 0.75
-    block: float = 0.8
-    punct_is_vertical: bool = True
+    vertical: float
+    diagonal: float
+    mixed_min: float
+    mixed_total: float
+    block: float
+    punct_is_vertical: bool
 
     def __post_init__(self) -> None:
         for name in ("vertical", "diagonal", "mixed_min", "mixed_total", "block"):
@@ -147,11 +141,16 @@ class Thresholds:
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ValueError(f"patterns.thresholds: unknown key(s) {unknown}; valid: {sorted(known)}")
+        missing = sorted(known - set(entry))
+        if missing:  # the config schema gives every key a default
+            raise ValueError(
+                f"patterns.thresholds: key(s) {missing} missing (the config schema has their defaults)"
+            )
         return cls(**entry)
 
 
 def wide_statistics(stats: pl.DataFrame) -> pl.DataFrame:
-    """The long statistics table as one row per (model, task, variant, example, layer, head)."""
+    """The long statistics table as one row per (model, task, condition, example, layer, head)."""
     missing = [c for c in (*KEY_COLUMNS, "stat", "value") if c not in stats.columns]
     if missing:
         raise ValueError(f"the attention statistics table lacks column(s) {missing}")
@@ -166,9 +165,7 @@ def wide_statistics(stats: pl.DataFrame) -> pl.DataFrame:
     return wide
 
 
-def classify_statistics(
-    stats: pl.DataFrame, thresholds: Thresholds = Thresholds(), *, paired: bool
-) -> pl.DataFrame:
+def classify_statistics(stats: pl.DataFrame, thresholds: Thresholds, *, paired: bool) -> pl.DataFrame:
     """Rule labels (schema `CLASSES_SCHEMA`, classifier "rules") of every head map in `stats`.
 
     `stats` is the long table of rule attention_stats; `paired` says whether the task's examples
@@ -220,7 +217,7 @@ def _classes_table(labelled: pl.DataFrame) -> pl.DataFrame:
     return (
         labelled.select(list(CLASSES_SCHEMA))
         .cast(CLASSES_SCHEMA)
-        .sort(["model", "task", "variant", "example", "layer", "head"])
+        .sort(["model", "task", "condition", "example", "layer", "head"])
     )
 
 

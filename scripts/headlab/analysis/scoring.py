@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow as pa
 
 from headlab.analysis.metrics import compute_metrics, predictions_from_logits
+from headlab.conditions import CONDITIONS
 from headlab.data.tasks import TaskSpec
-from headlab.model.masks import KINDS, HeadMask
+from headlab.heads import KINDS, HeadMask
 
 # Columns that name what was scored: one seed's model and condition, or one seed's mask.
 SEED_KEY = [("model", pa.string()), ("task", pa.string()), ("seed", pa.int64())]
@@ -41,13 +42,12 @@ ABLATION_SCHEMA = pa.schema(
     ]
 )
 
-CONDITIONS = ("pretrained", "finetuned-random", "finetuned-pretrained")
 
 # Per-example outputs, so that every interval and test is recomputed from tables: `prediction`
 # is the predicted class index (as a float) or the regression output, `label` the gold value,
-# `example` the row of the dev table. Rules evaluate (key "condition") and the sweeps (key
-# "mask", with its kind, layer and head).
-PREDICTION_COLUMNS = [("example", pa.int32()), ("prediction", pa.float64()), ("label", pa.float64())]
+# `example` the dev table's `row` (the key of an example in every table). Rules evaluate (key
+# "condition") and the sweeps (key "mask", with its kind, layer and head).
+PREDICTION_COLUMNS = [("example", pa.int64()), ("prediction", pa.float64()), ("label", pa.float64())]
 EVALUATION_PREDICTIONS_SCHEMA = pa.schema([*SEED_KEY, ("condition", pa.string()), *PREDICTION_COLUMNS])
 SWEEP_PREDICTIONS_SCHEMA = pa.schema([*MASK_KEY, *PREDICTION_COLUMNS])
 
@@ -78,12 +78,17 @@ def scores_table(
     return pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
 
 
-def _prediction_columns(task: TaskSpec, logits: np.ndarray, gold: np.ndarray) -> dict[str, pa.Array]:
-    """example, prediction, label columns of logits (keys, examples, labels), key-major."""
-    keys, examples = logits.shape[:2]
+def _prediction_columns(
+    task: TaskSpec, logits: np.ndarray, gold: np.ndarray, examples: np.ndarray
+) -> dict[str, pa.Array]:
+    """example, prediction, label columns of logits (keys, examples, labels), key-major;
+    `examples` (examples,) the dev table's `row` of each example."""
+    keys, n = logits.shape[:2]
+    if np.shape(examples) != (n,):
+        raise ValueError(f"{np.shape(examples)} example keys for {n} examples")
     predicted = np.stack([predictions_from_logits(logits[k], task.is_regression) for k in range(keys)])
     return {
-        "example": pa.array(np.tile(np.arange(examples, dtype=np.int32), keys)),
+        "example": pa.array(np.tile(np.asarray(examples, dtype=np.int64), keys)),
         "prediction": pa.array(predicted.astype(np.float64).reshape(-1)),  # (keys * examples,)
         "label": pa.array(np.tile(np.asarray(gold, dtype=np.float64), keys)),
     }
@@ -99,15 +104,21 @@ def _seed_key_columns(model: str, task: TaskSpec, seed: int, rows: int) -> dict[
 
 
 def predictions_table(
-    model: str, task: TaskSpec, seed: int, logits: dict[str, np.ndarray], gold: np.ndarray
+    model: str,
+    task: TaskSpec,
+    seed: int,
+    logits: dict[str, np.ndarray],
+    gold: np.ndarray,
+    examples: np.ndarray,
 ) -> pa.Table:
-    """Rule evaluate's per-example predictions: one row per condition x example."""
+    """Rule evaluate's per-example predictions: one row per condition x example; `examples` the
+    dev table's `row` of each example."""
     stacked = np.stack(list(logits.values()))  # (conditions, examples, labels)
     n = stacked.shape[1]
     columns = {
         **_seed_key_columns(model, task, seed, len(logits) * n),
         "condition": pa.array(np.repeat(list(logits), n), pa.string()),
-        **_prediction_columns(task, stacked, gold),
+        **_prediction_columns(task, stacked, gold, examples),
     }
     return pa.Table.from_pydict(columns, schema=EVALUATION_PREDICTIONS_SCHEMA)
 
@@ -120,8 +131,10 @@ def sweep_predictions_table(
     masks: Sequence[HeadMask],
     logits: np.ndarray,
     gold: np.ndarray,
+    examples: np.ndarray,
 ) -> pa.Table:
-    """A sweep's per-example predictions: one row per mask x example; `logits` (masks, examples, labels)."""
+    """A sweep's per-example predictions: one row per mask x example; `logits` (masks, examples,
+    labels), `examples` the dev table's `row` of each example."""
     n = logits.shape[1]
     rows = len(masks) * n
 
@@ -135,7 +148,7 @@ def sweep_predictions_table(
         "kind": per_mask([m.kind for m in masks], pa.string()),
         "layer": per_mask([m.layer for m in masks], pa.int32()),
         "head": per_mask([m.head for m in masks], pa.int32()),
-        **_prediction_columns(task, logits, gold),
+        **_prediction_columns(task, logits, gold, examples),
     }
     return pa.Table.from_pydict(columns, schema=SWEEP_PREDICTIONS_SCHEMA)
 

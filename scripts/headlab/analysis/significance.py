@@ -36,7 +36,9 @@ metric adds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -65,10 +67,19 @@ ZERO_SPREAD = 1e-9
 
 @dataclass(frozen=True)
 class StatisticsSettings:
-    resamples: int = 1000  # bootstrap resamples
-    permutations: int = 10000  # joint swaps: p >= 1 / (1 + permutations)
-    alpha: float = 0.05  # 1 - the intervals' level, and the BH threshold
-    seed: int = 0  # of every resample, permutation and the split into halves
+    """The config's ``statistics.*`` that the intervals and tests read (defaults: the schema)."""
+
+    resamples: int  # bootstrap resamples
+    permutations: int  # joint swaps: p >= 1 / (1 + permutations)
+    alpha: float  # 1 - the intervals' level, and the BH threshold
+    seed: int  # of every resample, permutation and the split into halves
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> StatisticsSettings:
+        """From the config's ``statistics`` section (its other keys, such as top_k, left out)."""
+        return cls(
+            int(config["resamples"]), int(config["permutations"]), float(config["alpha"]), int(config["seed"])
+        )
 
 
 @dataclass(frozen=True)

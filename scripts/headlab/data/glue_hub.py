@@ -1,4 +1,4 @@
-"""The Hugging Face dataset ``nyu-mll/glue`` -> the normalised table (`read_hub_dataset`, `hub_split`).
+"""The Hugging Face dataset ``nyu-mll/glue`` -> the normalised table (`read_hub_dataset`).
 
 Loading never waits long for a hub that cannot be reached: with ``HF_HUB_OFFLINE`` or
 ``HF_DATASETS_OFFLINE`` set, only the datasets cache is read; otherwise one short request
@@ -209,8 +209,3 @@ def load_hub_dataset(task: TaskSpec, split: str, revision: str | None) -> HubDat
             f"could not load {HUB_DATASET} config {task.hub_config!r} split {hub_name!r} "
             f"(revision {revision or 'default'}): {error}"
         ) from error
-
-
-def hub_split(task: TaskSpec, split: str, revision: str | None = None) -> pl.DataFrame:
-    """Download (or read from the datasets cache) `split` of `task` and normalise it."""
-    return normalise_hub_dataset(load_hub_dataset(task, split, revision), task)

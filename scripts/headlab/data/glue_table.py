@@ -21,10 +21,12 @@ A line or row that cannot be used is a `SkippedLine`; an input that cannot be us
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -101,3 +103,9 @@ def split_spec(task: TaskSpec, split: str) -> SplitSpec:
             f"unknown split {split!r} for GLUE {task.name}; valid splits: {list(task.splits)}"
         )
     return task.splits[split]
+
+
+def example_keys(path: str | os.PathLike[str]) -> np.ndarray:
+    """(examples,) int64: the `row` of each example of a normalised table file, in file order,
+    the key of an example in every table the workflow writes."""
+    return pl.read_parquet(path, columns=["row"])["row"].to_numpy().astype(np.int64)

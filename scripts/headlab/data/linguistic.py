@@ -176,7 +176,7 @@ class AlignedExample:
     marks: np.ndarray  # (features, pieces) bool, features in `FEATURES` order
     pairs: dict[str, list[tuple[Span, Span]]]  # relation -> [(query pieces, key pieces)]
     # The fast tokenizer's word_ids() and sequence_ids() per piece (None on special tokens):
-    # the words of word-level statistics (`headlab.analysis.word_pooling.piece_words`).
+    # the words of word-level statistics (`headlab.measure.word_pooling.piece_words`).
     word_ids: list[int | None]
     sequence_ids: list[int | None]
 

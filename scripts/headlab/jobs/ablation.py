@@ -16,7 +16,7 @@ class Ablate:
     model: str
     task: str
     seed: int  # fine-tuning seed of the checkpoint
-    mode: str  # uniform | zero
+    mode: str  # uniform | zero | mean (headlab.model.engine)
     checkpoint: Path  # fine-tuned from pretrained weights
     dev: Path
     max_length: int
@@ -26,7 +26,6 @@ class Ablate:
     table: Path
     predictions: Path  # mask x example
     named_mask: tuple[str, list[str]] | None = None  # (name, heads) of ablate_mask; None: the sweep
-    mask: str | None = None  # ablate_mask's wildcard: the named mask's name
     means: Path | None = None  # mode "mean": the head_means table of this checkpoint
     framenet: Path | None = None  # framenet_ablation: the model's framenet.parquet (its top heads)
     random_sets: dict[str, Any] | None = None  # framenet_ablation: {count, seed} of the random head sets
@@ -37,6 +36,7 @@ class Ablate:
 def ablate(job: Ablate, logger: logging.Logger) -> None:
     """Rules ablate_sweep (every head, every layer) and ablate_mask (one named mask)."""
     from headlab.analysis.scoring import ablation_table, sweep_predictions_table
+    from headlab.data.glue_table import example_keys
     from headlab.data.tasks import get_task
     from headlab.io.parquet import write_table
     from headlab.model.ablation import cached_sweep
@@ -52,8 +52,12 @@ def ablate(job: Ablate, logger: logging.Logger) -> None:
     if job.framenet is not None:
         import polars as pl
 
-        top = pl.read_parquet(job.framenet).filter(pl.col("top")).select("layer", "head").rows()
-        sets = job.random_sets or {"count": 100, "seed": 0}
+        from headlab.heads import marked_heads
+
+        if job.random_sets is None:
+            raise ValueError("framenet_ablation needs framenet.random_sets (count, seed)")
+        top = marked_heads(pl.read_parquet(job.framenet))
+        sets = job.random_sets
         masks = framenet_masks(top, layers, heads, int(sets["count"]), int(sets["seed"]))
     elif job.named_mask is None:
         masks = sweep_masks(layers, heads)
@@ -88,7 +92,10 @@ def ablate(job: Ablate, logger: logging.Logger) -> None:
             model, batches, len(encoded), masks, job.mode, where, job.variants_per_pass, bar.update, means
         )
     table = ablation_table(job.model, task, job.seed, job.mode, masks, logits, encoded.labels)
-    predictions = sweep_predictions_table(job.model, task, job.seed, job.mode, masks, logits, encoded.labels)
+    examples = example_keys(job.dev)
+    predictions = sweep_predictions_table(
+        job.model, task, job.seed, job.mode, masks, logits, encoded.labels, examples
+    )
     metadata = {
         "model": job.model,
         "task": task.name,
@@ -205,12 +212,9 @@ class SweepStatistics:
 
 def statistics_settings(config: dict[str, Any]) -> StatisticsSettings:
     """The statistics.* keys the tests and intervals read (top_k is mode agreement's)."""
-    import dataclasses
-
     from headlab.analysis.significance import StatisticsSettings
 
-    known = {f.name for f in dataclasses.fields(StatisticsSettings)}
-    return StatisticsSettings(**{k: v for k, v in config.items() if k in known})
+    return StatisticsSettings.of(config)
 
 
 def sweep_statistics(job: SweepStatistics, logger: logging.Logger) -> None:
@@ -269,13 +273,14 @@ def framenet_effect(job: FramenetEffect, logger: logging.Logger) -> None:
     import polars as pl
 
     from headlab.analysis.framenet_effect import framenet_effect as compute
+    from headlab.heads import head_names, marked_heads
     from headlab.io.parquet import write_table
 
-    top = pl.read_parquet(job.framenet).filter(pl.col("top")).sort("layer", "head")
-    heads = ",".join(f"L{layer}-H{head}" for layer, head in top.select("layer", "head").rows())
+    heads = marked_heads(pl.read_parquet(job.framenet))
     predictions = pl.concat([pl.read_parquet(path) for path in job.predictions])
     table = compute(predictions, heads, statistics_settings(job.settings))
-    write_table(table.to_arrow(), job.table, {"model": job.model, "heads": heads, "settings": job.settings})
+    metadata = {"model": job.model, "heads": head_names(heads), "settings": job.settings}
+    write_table(table.to_arrow(), job.table, metadata)
     for row in table.iter_rows(named=True):
         logger.info("%s", row)
 

@@ -1,6 +1,6 @@
-"""Jobs of rules/attention.smk: attention statistics per variant, drift after fine-tuning, Figure 5.
+"""Jobs of rules/attention.smk: attention statistics per condition, drift after fine-tuning, Figure 5.
 
-Variants (`headlab.model.variants`): ``pretrained`` is the encoder with no fine-tuning,
+Conditions (`headlab.conditions`): ``pretrained`` is the encoder with no fine-tuning,
 ``finetuned`` the checkpoint fine-tuned from the pretrained weights. Both read the same seeded
 sample of at most ``max_examples`` rows of the dev Parquet (`headlab.data.glue.read_sample`).
 """
@@ -17,7 +17,7 @@ from typing import Any
 class AttentionStats:
     model: str
     task: str
-    variant: str
+    condition: str
     model_entry: dict[str, Any]
     dev: Path
     max_examples: int | None
@@ -27,54 +27,55 @@ class AttentionStats:
     max_length: int
     device: str
     table: Path
-    checkpoint: Path | None = None  # none for the pretrained variant
-    seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained variant
+    checkpoint: Path | None = None  # none for the pretrained condition
+    seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained condition
     log: Path | None = None
     threads: int = 1
 
 
 def attention_stats(job: AttentionStats, logger: logging.Logger) -> dict[str, Any]:
     """Rule attention_stats: per example, layer and head the statistics of
-    `headlab.analysis.attention_stats`; returns the table's metadata."""
+    `headlab.measure.attention_stats`; returns the table's metadata."""
     import math
 
     import numpy as np
 
-    from headlab.analysis.attention_stats import (
-        LEVELS,
+    from headlab.data.glue import read_sample
+    from headlab.io.parquet import write_table_chunks
+    from headlab.measure.attention_stats import (
         STATS,
         STATS_SCHEMA,
         statistics_chunks,
         statistics_pass,
         tokenize_table,
     )
-    from headlab.data.glue import read_sample
-    from headlab.io.parquet import write_table_chunks
     from headlab.model.engine import head_count, layer_count
-    from headlab.model.loading import load_variant, pick_device
-    from headlab.model.specs import ModelSpec
+    from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    if job.level not in LEVELS:
-        raise ValueError(f"attention.level is {job.level!r}; valid: {', '.join(LEVELS)}")
-    spec = ModelSpec.from_config(job.model, job.model_entry)
-    model, tokenizer, source = load_variant(spec, job.variant, job.checkpoint)
+    loaded = load_for_job(job.model, job.model_entry, job.condition, job.checkpoint, job.device)
+    model, tokenizer, source, spec, where = (
+        loaded.model,
+        loaded.tokenizer,
+        loaded.source,
+        loaded.spec,
+        loaded.device,
+    )
     table = read_sample(job.dev, job.max_examples, job.sample_seed)
     tokens = tokenize_table(tokenizer, table, job.max_length, with_words=job.level == "word")
-    where = pick_device(job.device)
     n = table.height
     logger.info(
         "%s %s %s: %d examples, %d layers x %d heads, level %s, device %s",
         job.model,
         job.task,
-        job.variant,
+        job.condition,
         n,
         layer_count(model),
         head_count(model),
         job.level,
         where,
     )
-    with progress_bar(logger, math.ceil(n / job.batch_size), f"attention {job.task}/{job.variant}") as bar:
+    with progress_bar(logger, math.ceil(n / job.batch_size), f"attention {job.task}/{job.condition}") as bar:
         values = statistics_pass(
             model, tokens, job.batch_size, where, job.level, tokenizer.pad_token_id, bar.update
         )
@@ -83,7 +84,7 @@ def attention_stats(job: AttentionStats, logger: logging.Logger) -> dict[str, An
         "model_source": source,
         "revision": spec.revision,
         "task": job.task,
-        "variant": job.variant,
+        "condition": job.condition,
         "dev": str(job.dev),
         "n_examples": n,
         "max_examples": job.max_examples,
@@ -95,7 +96,7 @@ def attention_stats(job: AttentionStats, logger: logging.Logger) -> dict[str, An
         "device": str(where),
     }
     examples = table["row"].to_numpy().astype(np.int64)
-    chunks = statistics_chunks(job.model, job.task, job.variant, examples, values)
+    chunks = statistics_chunks(job.model, job.task, job.condition, examples, values)
     write_table_chunks(chunks, STATS_SCHEMA, job.table, metadata)
     means = np.nanmean(values, axis=(0, 1, 2))  # (stats,)
     logger.info(
@@ -127,23 +128,23 @@ def attention_drift(job: AttentionDrift, logger: logging.Logger) -> None:
     """Rule attention_drift: per head, the cosine between pretrained and fine-tuned attention maps."""
     import polars as pl
 
-    from headlab.analysis.drift import drift_pass, drift_table
+    from headlab.conditions import FINETUNED, PRETRAINED
     from headlab.data.glue import read_sample
     from headlab.io.parquet import write_table
+    from headlab.measure.drift import drift_pass, drift_table
     from headlab.model.batching import encode, eval_batches
-    from headlab.model.loading import load_variant, pick_device
-    from headlab.model.specs import ModelSpec
+    from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    spec = ModelSpec.from_config(job.model, job.model_entry)
-    pretrained, pretrained_tokenizer, source = load_variant(spec, "pretrained", None)
-    finetuned, tokenizer, _ = load_variant(spec, "finetuned", job.checkpoint)
-    if pretrained_tokenizer.get_vocab() != tokenizer.get_vocab():
+    before = load_for_job(job.model, job.model_entry, PRETRAINED, None, job.device)
+    after = load_for_job(job.model, job.model_entry, FINETUNED, job.checkpoint, job.device)
+    pretrained, finetuned, tokenizer = before.model, after.model, after.tokenizer
+    source, spec, where = before.source, before.spec, before.device
+    if before.tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"the checkpoint {job.checkpoint} has another vocabulary than model {job.model!r}")
     table = read_sample(job.dev, job.max_examples, job.sample_seed)
     encoded = encode(tokenizer, table, job.max_length)
     batches = eval_batches(encoded, job.batch_size, tokenizer.pad_token_id)
-    where = pick_device(job.device)
     logger.info("%s %s: drift over %d examples, device %s", job.model, job.task, len(encoded), where)
     with progress_bar(logger, len(batches), f"drift {job.task}") as bar:
         cosines = drift_pass(pretrained, finetuned, batches, len(encoded), where, bar.update)
@@ -174,8 +175,6 @@ def attention_drift(job: AttentionDrift, logger: logging.Logger) -> None:
 class PlotDrift:
     tables: list[Path]
     pdf: Path
-    png: Path
-    model: str | None = None
     log: Path | None = None
     threads: int = 1
 
@@ -184,13 +183,14 @@ def plot_drift(job: PlotDrift, logger: logging.Logger) -> None:
     """Rules figure5 and model_figure5: Figure 5 from the drift tables."""
     import polars as pl
 
+    from headlab.heads import head_name
     from headlab.plots.drift import plot_drift as draw
 
     drift = pl.concat([pl.read_parquet(path) for path in job.tables])
     draw(drift, job.pdf)
     lowest = drift.sort("cosine_mean").head(5)
     shown = ", ".join(
-        f"{r['task']} L{r['layer']}-H{r['head']} ({r['cosine_mean']:.3f})"
+        f"{r['task']} {head_name(r['layer'], r['head'])} ({r['cosine_mean']:.3f})"
         for r in lowest.iter_rows(named=True)
     )
     logger.info("plotted %d drift tables into %s; most changed heads: %s", len(job.tables), job.pdf, shown)

@@ -15,7 +15,6 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ParseTask:
-    task: str
     dev: Path
     spacy_model: str
     verb_pos: list[str]
@@ -57,7 +56,7 @@ def parse_task(job: ParseTask, logger: logging.Logger) -> None:
 class FeatureAttention:
     model: str
     task: str
-    variant: str  # pretrained | finetuned (headlab.model.variants)
+    condition: str  # pretrained | finetuned (headlab.conditions)
     model_entry: dict[str, Any]
     dev: Path
     parsed: Path
@@ -70,38 +69,33 @@ class FeatureAttention:
     features: Path
     token_to_token: Path
     cls_attention: Path
-    checkpoint: Path | None = None  # none for the pretrained variant
-    seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained variant
+    checkpoint: Path | None = None  # none for the pretrained condition
+    seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained condition
     log: Path | None = None
     threads: int = 1
 
 
 def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
-    """Rule feature_attention: feature, token-to-token and [CLS] tables of one model, task, variant."""
+    """Rule feature_attention: feature, token-to-token and [CLS] tables of one model, task, condition."""
     import math
 
     import polars as pl
 
-    from headlab.analysis.attention_stats import LEVELS
-    from headlab.analysis.feature_attention import (
+    from headlab.data.glue import read_sample
+    from headlab.data.linguistic import align_examples
+    from headlab.io.parquet import read_metadata, write_table
+    from headlab.measure.feature_attention import (
         cls_table,
         collect_feature_attention,
         feature_table,
         token_table,
     )
-    from headlab.data.glue import read_sample
-    from headlab.data.linguistic import align_examples
-    from headlab.io.parquet import read_metadata, write_table
     from headlab.model.engine import head_count, layer_count
-    from headlab.model.loading import load_variant, pick_device
-    from headlab.model.specs import ModelSpec
+    from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    if job.level not in LEVELS:
-        raise ValueError(f"attention.level is {job.level!r}; valid: {', '.join(LEVELS)}")
-    spec = ModelSpec.from_config(job.model, job.model_entry)
-    model, tokenizer, _ = load_variant(spec, job.variant, job.checkpoint)
-    where = pick_device(job.device)
+    loaded = load_for_job(job.model, job.model_entry, job.condition, job.checkpoint, job.device)
+    model, tokenizer, spec, where = loaded.model, loaded.tokenizer, loaded.spec, loaded.device
     dev = read_sample(job.dev, job.max_examples, job.sample_seed)
     parsed = pl.read_parquet(job.parsed).filter(pl.col("row").is_in(dev["row"].implode()))
     examples = align_examples(tokenizer, dev, parsed, job.max_length)
@@ -109,7 +103,7 @@ def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
         "%s %s %s: %d examples, %d layers x %d heads, level %s, device %s",
         job.model,
         job.task,
-        job.variant,
+        job.condition,
         len(examples),
         layer_count(model),
         head_count(model),
@@ -117,14 +111,14 @@ def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
         where,
     )
     batches = math.ceil(len(examples) / job.batch_size)
-    with progress_bar(logger, batches, f"features {job.task}/{job.variant}") as bar:
+    with progress_bar(logger, batches, f"features {job.task}/{job.condition}") as bar:
         sums = collect_feature_attention(
             model, examples, job.batch_size, tokenizer.pad_token_id, where, bar.update, level=job.level
         )
     tables = {
-        job.features: feature_table(sums, job.model, job.task, job.variant),
-        job.token_to_token: token_table(sums, job.model, job.task, job.variant),
-        job.cls_attention: cls_table(sums, job.model, job.task, job.variant),
+        job.features: feature_table(sums, job.model, job.task, job.condition),
+        job.token_to_token: token_table(sums, job.model, job.task, job.condition),
+        job.cls_attention: cls_table(sums, job.model, job.task, job.condition),
     }
     for name, count in zip(("features", "relations"), (sums.feature_count, sums.pair_count), strict=True):
         logger.info("examples per %s: %s", name, count.tolist())
@@ -134,7 +128,7 @@ def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
         "model_source": spec.location,
         "revision": spec.revision,
         "task": job.task,
-        "variant": job.variant,
+        "condition": job.condition,
         "checkpoint": str(job.checkpoint) if job.checkpoint is not None else None,
         "max_length": job.max_length,
         "max_examples": job.max_examples,
@@ -155,10 +149,7 @@ class Figure6:
     tasks: list[str]
     label: str
     pdf: Path
-    png: Path
     features_pdf: Path
-    features_png: Path
-    model: str | None = None
     log: Path | None = None
     threads: int = 1
 
@@ -167,11 +158,12 @@ def figure6(job: Figure6, logger: logging.Logger) -> None:
     """Rules figure6 and model_figure6: [SEP]/[CLS] heatmaps and the linguistic-feature companion."""
     import polars as pl
 
+    from headlab.analysis.feature_summary import feature_changes, special_token_grids
     from headlab.plots.features import plot_figure6, plot_figure6_features
 
     table = pl.concat([pl.read_parquet(p) for p in job.features])
-    plot_figure6(table, job.tasks, job.pdf, label=job.label)
-    plot_figure6_features(table, job.tasks, job.features_pdf, label=job.label)
+    plot_figure6(special_token_grids(table, job.tasks), job.pdf, label=job.label)
+    plot_figure6_features(feature_changes(table, job.tasks), job.features_pdf, label=job.label)
     logger.info("plotted %d feature tables into %s and %s", len(job.features), job.pdf, job.features_pdf)
 
 
@@ -182,8 +174,6 @@ class Figure7:
     tasks: list[str]
     label: str
     pdf: Path
-    png: Path
-    model: str | None = None
     log: Path | None = None
     threads: int = 1
 
@@ -192,9 +182,11 @@ def figure7(job: Figure7, logger: logging.Logger) -> None:
     """Rules figure7 and model_figure7: final-layer [CLS] attention per category, token-to-token maps."""
     import polars as pl
 
+    from headlab.analysis.feature_summary import category_bars, relation_grids
     from headlab.plots.features import plot_figure7
 
     cls = pl.concat([pl.read_parquet(p) for p in job.cls])
     tokens = pl.concat([pl.read_parquet(p) for p in job.tokens])
-    plot_figure7(cls, tokens, job.tasks, job.pdf, label=job.label)
+    bars, relations = category_bars(cls, job.tasks), relation_grids(tokens, job.tasks)
+    plot_figure7(bars, relations, job.pdf, label=job.label)
     logger.info("plotted %d [CLS] and %d token tables into %s", len(job.cls), len(job.tokens), job.pdf)

@@ -1,4 +1,6 @@
-"""Jobs of rules/finetune.smk: fine-tuning one model x task x init, and the Table 1 scores."""
+"""Jobs of rules/finetune.smk: fine-tuning one model x task x condition, and the Table 1 scores.
+
+The conditions and their weights are `headlab.conditions`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 class Finetune:
     model: str  # the alias
     task: str
-    init: str  # pretrained | random
+    condition: str  # a trained condition of headlab.conditions: scratch | finetuned
     seed: int  # one of finetune.seeds
     model_entry: dict[str, Any]
     train: Path
@@ -27,7 +29,6 @@ class Finetune:
 
 def finetune(job: Finetune, logger: logging.Logger) -> None:
     """Rule finetune: the model with a fresh seeded head, trained, its log table and checkpoint."""
-    import numpy as np
     import polars as pl
     import pyarrow as pa
 
@@ -35,7 +36,7 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
     from headlab.io.parquet import write_table
     from headlab.io.schemas import TRAINING_LOG_SCHEMA
     from headlab.model.batching import encode
-    from headlab.model.finetune import LogRow, TrainingSettings, save_checkpoint
+    from headlab.model.finetune import LogRow, TrainingSettings, save_checkpoint, training_steps
     from headlab.model.finetune import finetune as train
     from headlab.model.loading import load_for_task, pick_device
     from headlab.model.specs import ModelSpec
@@ -44,20 +45,20 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
     task = get_task(job.task)
     settings = TrainingSettings(**job.settings, seed=job.seed)
     spec = ModelSpec.from_config(job.model, job.model_entry)
-    model, tokenizer = load_for_task(spec, task, job.init, settings.seed)
+    model, tokenizer = load_for_task(spec, task, job.condition, settings.seed)
     examples = encode(tokenizer, pl.read_parquet(job.train), job.max_length)
     where = pick_device(job.device)
     logger.info(
-        "fine-tuning %s (%s init) on %s: %d examples, %s, device %s",
+        "fine-tuning %s (%s) on %s: %d examples, %s, device %s",
         job.model,
-        job.init,
+        job.condition,
         task.name,
         len(examples),
         settings,
         where,
     )
-    steps = int(np.ceil(settings.epochs * np.ceil(len(examples) / settings.batch_size)))
-    with progress_bar(logger, steps, f"finetune {task.name}/{job.init}") as bar:
+    steps = training_steps(len(examples), settings)
+    with progress_bar(logger, steps, f"finetune {task.name}/{job.condition}") as bar:
 
         def on_step(row: LogRow) -> None:
             bar.set_postfix(loss=f"{row.loss:.4f}", refresh=False)
@@ -70,7 +71,7 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
         "model_source": spec.location,
         "revision": spec.revision,
         "task": task.name,
-        "init": job.init,
+        "condition": job.condition,
         "seed": job.seed,
         "settings": vars(settings),
         "max_length": job.max_length,
@@ -87,8 +88,8 @@ class Evaluate:
     task: str
     model_entry: dict[str, Any]
     dev: Path
-    random: Path  # the checkpoint fine-tuned from random weights
-    pretrained: Path  # the checkpoint fine-tuned from pretrained weights
+    scratch: Path  # the checkpoint of condition scratch (fine-tuned from random weights)
+    finetuned: Path  # the checkpoint of condition finetuned (fine-tuned from pretrained weights)
     seed: int  # the checkpoints' fine-tuning seed; also seeds the "pretrained" condition's fresh head
     max_length: int
     batch_size: int
@@ -104,6 +105,8 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     import numpy as np
 
     from headlab.analysis.scoring import predictions_table, score, scores_table
+    from headlab.conditions import FINETUNED, PRETRAINED, SCRATCH
+    from headlab.data.glue_table import example_keys
     from headlab.data.tasks import get_task
     from headlab.io.parquet import write_table
     from headlab.model.batching import encoded_batches
@@ -114,12 +117,12 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     task = get_task(job.task)
     spec = ModelSpec.from_config(job.model, job.model_entry)
     where = pick_device(job.device)
-    models = {
-        "pretrained": load_for_task(spec, task, "pretrained", job.seed),
-        "finetuned-random": load_checkpoint(job.random),
-        "finetuned-pretrained": load_checkpoint(job.pretrained),
+    models = {  # in headlab.conditions.CONDITIONS order
+        PRETRAINED: load_for_task(spec, task, PRETRAINED, job.seed),
+        SCRATCH: load_checkpoint(job.scratch),
+        FINETUNED: load_checkpoint(job.finetuned),
     }
-    for condition in ("finetuned-random", "finetuned-pretrained"):
+    for condition in (SCRATCH, FINETUNED):
         check_same_family(spec, models[condition][0])
     scores: dict[str, dict[str, float]] = {}
     logits: dict[str, np.ndarray] = {}  # condition -> (examples, labels)
@@ -132,6 +135,7 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
         logger.info("%s %s seed %d %s: %s", job.model, task.name, job.seed, condition, scores[condition])
     table = scores_table(job.model, task, job.seed, scores, len(gold))
     metadata = {"model": job.model, "task": task.name, "seed": job.seed, "max_length": job.max_length}
-    predictions = predictions_table(job.model, task, job.seed, logits, gold)
+    examples = example_keys(job.dev)
+    predictions = predictions_table(job.model, task, job.seed, logits, gold, examples)
     write_table(predictions, job.predictions, metadata)
     write_table(table, job.scores, metadata)

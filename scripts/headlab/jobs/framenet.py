@@ -70,22 +70,20 @@ def framenet_heads(job: FramenetHeads, logger: logging.Logger) -> None:
     """Rule framenet_heads: the head table and the example sentence's maps of the two best heads."""
     import math
 
-    import numpy as np
     import polars as pl
 
-    from headlab.analysis.relation_examples import attention_maps, choose_example, example_table
-    from headlab.analysis.relation_heads import head_table, link_scores, shown_heads
+    from headlab.conditions import PRETRAINED
+    from headlab.heads import head_name
     from headlab.io.parquet import write_table
+    from headlab.measure.relation_examples import attention_maps, choose_example, example_table
+    from headlab.measure.relation_heads import head_table, link_scores, shown_heads, top_threshold
     from headlab.model.engine import head_count, layer_count
-    from headlab.model.loading import load_variant, pick_device
-    from headlab.model.specs import ModelSpec
+    from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    spec = ModelSpec.from_config(job.model, job.model_entry)
-    model, tokenizer, _ = load_variant(spec, "pretrained", None)
-    where = pick_device(job.device)
+    loaded = load_for_job(job.model, job.model_entry, PRETRAINED, None, job.device)
+    model, tokenizer, spec, where = loaded.model, loaded.tokenizer, loaded.spec, loaded.device
     sentences = pl.read_parquet(job.sentences)
-    max_length = int(getattr(model.config, "max_position_embeddings", 512))
     n_sentences = sentences["sentence_id"].n_unique()
     logger.info(
         "%s: %d links in %d sentences, %d layers x %d heads, device %s",
@@ -97,13 +95,13 @@ def framenet_heads(job: FramenetHeads, logger: logging.Logger) -> None:
         where,
     )
     with progress_bar(logger, math.ceil(n_sentences / job.batch_size), f"framenet {job.model}") as bar:
-        scored = link_scores(model, tokenizer, sentences, job.batch_size, where, max_length, bar.update)
+        scored = link_scores(model, tokenizer, sentences, job.batch_size, where, None, bar.update)
     if scored.n_unaligned:
         logger.warning("%d links left out: a span covered no word piece", scored.n_unaligned)
     table = head_table(scored, job.model, job.average_over, job.percentile)
     heads = shown_heads(table)
     for row in table.sort("score", descending=True).head(5).iter_rows(named=True):
-        logger.info("L%d-H%d score %.4f top=%s", row["layer"], row["head"], row["score"], row["top"])
+        logger.info("%s score %.4f top=%s", head_name(row["layer"], row["head"]), row["score"], row["top"])
     chosen = choose_example(scored, heads, job.example_sentence)
     links = scored.links.filter(pl.col("sentence_id") == chosen)
     first = links.row(0, named=True)
@@ -124,14 +122,14 @@ def framenet_heads(job: FramenetHeads, logger: logging.Logger) -> None:
         "sentences": str(job.sentences),
         "average_over": job.average_over,
         "percentile": job.percentile,
-        "threshold": float(np.percentile(table["score"].to_numpy(), job.percentile)),
+        "threshold": top_threshold(table["score"].to_numpy(), job.percentile),
         "n_links": int(scored.scores.shape[0]),
         "n_unaligned": scored.n_unaligned,
         "device": str(where),
     }
     write_table(table.to_arrow(), job.table, metadata)
     example_rows = example_table(job.model, first, links["fe"].to_list(), maps)
-    shown = [f"L{layer}-H{head}" for layer, head in heads]
+    shown = [head_name(layer, head) for layer, head in heads]
     write_table(example_rows.to_arrow(), job.example, {**metadata, "example": chosen, "heads": shown})
 
 
@@ -142,8 +140,6 @@ class Figure3:
     title: str
     percentile: float
     pdf: Path
-    png: Path
-    model: str | None = None
     log: Path | None = None
     threads: int = 1
 
@@ -152,10 +148,13 @@ def figure3(job: Figure3, logger: logging.Logger) -> None:
     """Rules figure3 and model_figure3: Figure 3 from the framenet_heads tables."""
     import polars as pl
 
+    from headlab.heads import head_name
     from headlab.plots.framenet import plot_figure3
 
     heads = pl.read_parquet(job.table)
     plot_figure3(heads, pl.read_parquet(job.example), job.pdf, title=job.title, percentile=job.percentile)
     top = heads.filter(pl.col("top")).sort("score", descending=True)
-    shown = ", ".join(f"L{r['layer']}-H{r['head']} ({r['score']:.3f})" for r in top.iter_rows(named=True))
+    shown = ", ".join(
+        f"{head_name(r['layer'], r['head'])} ({r['score']:.3f})" for r in top.iter_rows(named=True)
+    )
     logger.info("plotted %s into %s; top heads: %s", job.table, job.pdf, shown or "none")

@@ -8,7 +8,7 @@
   held-out split, its state_dict;
 * `pattern_classes` (rule pattern_classes): a class per (example, layer, head) of the attention
   statistics table of rule attention_stats: the rules on the table itself, or, with a CNN, the
-  CNN on every head map of the same examples (the model variant is run again);
+  CNN on every head map of the same examples (the model condition is run again);
 * `figure1`, `figure2`: the figures.
 
 `example` is the dev Parquet's ``row`` everywhere, as in rule attention_stats.
@@ -48,11 +48,11 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
     """Rule export_maps: the sampled maps, their PNGs and their statistics."""
     import polars as pl
 
-    from headlab.analysis.maps import export_maps as sample_and_export
-    from headlab.analysis.maps import map_array, sample_maps
     from headlab.io.atomic import atomic_paths
     from headlab.io.parquet import write_table
     from headlab.io.png import write_png
+    from headlab.measure.maps import export_maps as sample_and_export
+    from headlab.measure.maps import map_array, sample_maps
     from headlab.model.engine import head_count, layer_count
     from headlab.model.loading import load_checkpoint, pick_device
     from headlab.runtime import progress_bar
@@ -134,10 +134,10 @@ def classify_maps(job: ClassifyMaps, logger: logging.Logger) -> None:
     """Rule classify_maps: a class per exported map, by the rules or by the CNN."""
     import polars as pl
 
-    from headlab.analysis.pattern_classes import classify_exported_maps
     from headlab.analysis.patterns import Thresholds
     from headlab.data.tasks import get_task
     from headlab.io.parquet import write_table
+    from headlab.measure.pattern_classes import classify_exported_maps
 
     task = get_task(job.task)
     rules = Thresholds.from_config(job.thresholds)
@@ -145,7 +145,7 @@ def classify_maps(job: ClassifyMaps, logger: logging.Logger) -> None:
     cnn = None
     where = "cpu"
     if job.cnn is not None:
-        from headlab.analysis.pattern_cnn import load_cnn
+        from headlab.measure.pattern_cnn import load_cnn
         from headlab.model.loading import pick_device
 
         where = pick_device(job.device)
@@ -176,23 +176,14 @@ class TrainPatternCnn:
 
 def train_pattern_cnn(job: TrainPatternCnn, logger: logging.Logger) -> None:
     """Rule train_pattern_cnn: the CNN from the labelled maps, its scores on a held-out split."""
-    import numpy as np
     import polars as pl
 
-    from headlab.analysis.maps import map_array
-    from headlab.analysis.pattern_classes import labelled_maps
-    from headlab.analysis.pattern_cnn import (
-        PREDICTIONS_SCHEMA,
-        CnnSettings,
-        class_indices,
-        class_probabilities,
-        metrics_table,
-        save_cnn,
-        train_cnn,
-    )
-    from headlab.analysis.patterns import PATTERNS
-    from headlab.annotate import read_labels
+    from headlab.data.labels import read_labels
     from headlab.io.parquet import write_table
+    from headlab.io.torch_state import write_torch_state
+    from headlab.measure.maps import map_array
+    from headlab.measure.pattern_classes import labelled_maps
+    from headlab.measure.pattern_cnn import CnnSettings, cnn_record, cnn_reports, train_cnn
     from headlab.model.loading import pick_device
 
     settings = CnnSettings.from_config(job.settings)
@@ -214,27 +205,7 @@ def train_pattern_cnn(job: TrainPatternCnn, logger: logging.Logger) -> None:
         logger.info("epoch %d: training loss %.4f", epoch, loss)
 
     trained = train_cnn(arrays, data["label"].to_list(), settings, where, on_epoch)
-    gold = class_indices(data["label"].to_list())
-    probs = class_probabilities(trained.model, arrays, device=where)  # (maps, classes)
-    predicted = probs.argmax(axis=1)
-    split = np.full(data.height, "train", dtype=object)
-    split[trained.test_idx] = "test"
-    metrics = pl.concat(
-        [
-            metrics_table(job.model, name, gold[idx], predicted[idx])
-            for name, idx in (("train", trained.train_idx), ("test", trained.test_idx))
-        ]
-    )
-    predictions = pl.DataFrame(
-        {
-            "map_id": data["map_id"],
-            "split": split.tolist(),
-            "label": data["label"],
-            "predicted": [PATTERNS[i] for i in predicted],
-            "confidence": probs[np.arange(data.height), predicted].astype(np.float64),
-        },
-        schema=PREDICTIONS_SCHEMA,
-    )
+    metrics, predictions = cnn_reports(job.model, trained, data, arrays, where)
     shown = metrics.filter(pl.col("metric").is_in(["accuracy", "f1_macro", "n_maps"]))
     for row in shown.iter_rows(named=True):
         logger.info("%s %s: %.3f", row["split"], row["metric"], row["value"])
@@ -246,7 +217,7 @@ def train_pattern_cnn(job: TrainPatternCnn, logger: logging.Logger) -> None:
         "size": trained.size,
         "losses": trained.losses,
     }
-    save_cnn(trained.model, trained.size, settings.channels, job.cnn)
+    write_torch_state(cnn_record(trained.model, trained.size, settings.channels), job.cnn)
     write_table(predictions.to_arrow(), job.predictions, metadata)
     write_table(metrics.to_arrow(), job.metrics, metadata)
 
@@ -255,7 +226,7 @@ def train_pattern_cnn(job: TrainPatternCnn, logger: logging.Logger) -> None:
 class PatternClasses:
     model: str
     task: str
-    variant: str
+    condition: str
     model_entry: dict[str, Any]
     stats: Path
     thresholds: dict[str, Any]
@@ -263,10 +234,10 @@ class PatternClasses:
     batch_size: int
     device: str
     table: Path
-    cnn: Path | None = None  # with a CNN: the dev table and the variant's checkpoint too
+    cnn: Path | None = None  # with a CNN: the dev table and the condition's checkpoint too
     dev: Path | None = None
     checkpoint: Path | None = None
-    seed: int | None = None  # fine-tuning seed of the variant; none for the pretrained encoder
+    seed: int | None = None  # fine-tuning seed of the condition; none for the pretrained encoder
     log: Path | None = None
     threads: int = 1
 
@@ -281,14 +252,14 @@ def pattern_classes(job: PatternClasses, logger: logging.Logger) -> None:
 
     task = get_task(job.task)
     stats = pl.read_parquet(job.stats)
-    from headlab.analysis.pattern_classes import check_stats_keys
+    from headlab.measure.pattern_classes import check_stats_keys
 
-    check_stats_keys(stats, job.model, task.name, job.variant, job.stats)
+    check_stats_keys(stats, job.model, task.name, job.condition, job.stats)
     rules = Thresholds.from_config(job.thresholds)
     metadata: dict[str, Any] = {
         "model": job.model,
         "task": task.name,
-        "variant": job.variant,
+        "condition": job.condition,
         "finetune_seed": job.seed,
     }
     if job.cnn is None:
@@ -302,7 +273,7 @@ def pattern_classes(job: PatternClasses, logger: logging.Logger) -> None:
         "%s %s %s: %d head maps by %s: %s",
         job.model,
         task.name,
-        job.variant,
+        job.condition,
         table.height,
         metadata["classifier"],
         counts,
@@ -311,13 +282,12 @@ def pattern_classes(job: PatternClasses, logger: logging.Logger) -> None:
 
 
 def _cnn_classes(job: PatternClasses, stats: Any, logger: logging.Logger) -> Any:
-    """The CNN's class of every head map of the statistics table's examples (the variant is run again)."""
+    """The CNN's class of every head map of the statistics table's examples (the condition is run again)."""
     import polars as pl
 
-    from headlab.analysis.pattern_classes import cnn_classes_table, cnn_head_probabilities
-    from headlab.analysis.pattern_cnn import load_cnn
-    from headlab.model.loading import load_variant, pick_device
-    from headlab.model.specs import ModelSpec
+    from headlab.measure.pattern_classes import cnn_classes_table, cnn_head_probabilities
+    from headlab.measure.pattern_cnn import load_cnn
+    from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
     if job.dev is None or job.cnn is None:
@@ -327,17 +297,16 @@ def _cnn_classes(job: PatternClasses, stats: Any, logger: logging.Logger) -> Any
     outside = sorted(set(examples) - set(dev["row"].to_list()))
     if outside:
         raise ValueError(f"{job.stats}: examples {outside[:5]} are not rows of {job.dev}")
-    where = pick_device(job.device)
-    spec = ModelSpec.from_config(job.model, job.model_entry)
-    model, tokenizer, _ = load_variant(spec, job.variant, job.checkpoint)
+    loaded = load_for_job(job.model, job.model_entry, job.condition, job.checkpoint, job.device)
+    model, tokenizer, where = loaded.model, loaded.tokenizer, loaded.device
     cnn, size = load_cnn(job.cnn, where)
     with progress_bar(
-        logger, -(-len(examples) // job.batch_size), f"patterns {job.task}/{job.variant}"
+        logger, -(-len(examples) // job.batch_size), f"patterns {job.task}/{job.condition}"
     ) as bar:
         probs = cnn_head_probabilities(
             model, tokenizer, cnn, size, dev, examples, job.max_length, job.batch_size, where, bar.update
         )
-    return cnn_classes_table(probs, examples, job.model, job.task, job.variant)
+    return cnn_classes_table(probs, examples, job.model, job.task, job.condition)
 
 
 @dataclass(frozen=True)
@@ -346,7 +315,6 @@ class Figure1:
     classes: list[Path]
     title: str
     pdf: Path
-    png: Path
     log: Path | None = None
     threads: int = 1
 
@@ -355,11 +323,12 @@ def figure1(job: Figure1, logger: logging.Logger) -> None:
     """Rule figure1: one typical attention map per pattern class."""
     import polars as pl
 
+    from headlab.analysis.pattern_summary import classifier_names, typical_maps
     from headlab.plots.patterns import plot_figure1
 
     maps = pl.concat([pl.read_parquet(p) for p in job.maps])
     classes = pl.concat([pl.read_parquet(p) for p in job.classes])
-    plot_figure1(maps, classes, job.pdf, title=job.title)
+    plot_figure1(typical_maps(maps, classes), classifier_names(classes), job.pdf, title=job.title)
     logger.info("plotted %d maps (%d classified) into %s", maps.height, classes.height, job.pdf)
 
 
@@ -368,7 +337,6 @@ class Figure2:
     tables: list[Path]
     title: str
     pdf: Path
-    png: Path
     log: Path | None = None
     threads: int = 1
 
@@ -377,9 +345,15 @@ def figure2(job: Figure2, logger: logging.Logger) -> None:
     """Rule figure2: the share of each pattern class per task."""
     import polars as pl
 
+    from headlab.analysis.pattern_summary import class_shares
     from headlab.plots.patterns import plot_figure2
 
-    patterns = pl.concat([pl.read_parquet(p) for p in job.tables])
-    plot_figure2(patterns, job.pdf, title=job.title)
-    shares = patterns.group_by("task", "pattern").len().sort("task", "pattern")
-    logger.info("plotted %s into %s: %s", [str(p) for p in job.tables], job.pdf, shares.rows())
+    shares = class_shares(pl.concat([pl.read_parquet(p) for p in job.tables]))
+    plot_figure2(shares, job.pdf, title=job.title)
+    logger.info(
+        "plotted %s into %s: maps per task %s, per class (rows) and task (columns) %s",
+        [str(p) for p in job.tables],
+        job.pdf,
+        dict(zip(shares.tasks, shares.n_maps, strict=True)),
+        shares.counts.tolist(),
+    )

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from headlab.heads import HeadMask
 from headlab.model.batching import Batch, restore_order
 from headlab.model.engine import (
     Controls,
@@ -37,7 +38,7 @@ from headlab.model.engine import (
     submodule,
 )
 from headlab.model.inference import batch_logits, inference_session
-from headlab.model.masks import HeadMask, mask_tensor
+from headlab.model.masks import mask_tensor
 
 Progress = Callable[[int], None]
 

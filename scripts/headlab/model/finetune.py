@@ -22,13 +22,15 @@ from headlab.model.inference import autocast_for, inputs_for
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: float = 3
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 42
+    """The config's ``finetune.*`` (defaults: the schema) and the run's seed."""
+
+    epochs: float
+    batch_size: int
+    learning_rate: float
+    warmup_ratio: float
+    weight_decay: float
+    seed: int
+    max_grad_norm: float = 1.0  # the gradient clip of BERT's recipe; not a config key
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ def _optimizer(model: PreTrainedModel, settings: TrainingSettings) -> torch.opti
     return torch.optim.AdamW(groups, lr=settings.learning_rate)
 
 
+def training_steps(examples: int, settings: TrainingSettings) -> int:
+    """Optimiser steps of a run: `epochs` (may be fractional) passes of batches, at least one."""
+    return max(1, math.ceil(settings.epochs * math.ceil(examples / settings.batch_size)))
+
+
 def finetune(
     model: PreTrainedModel,
     train: Encoded,
@@ -61,8 +68,7 @@ def finetune(
 ) -> list[LogRow]:
     """Train in place; returns the per-step log. `epochs` may be fractional (a last partial epoch)."""
     torch.manual_seed(settings.seed)
-    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
-    total_steps = max(1, math.ceil(settings.epochs * steps_per_epoch))
+    total_steps = training_steps(len(train), settings)
     optimizer = _optimizer(model, settings)
     schedule = get_linear_schedule_with_warmup(
         optimizer, round(settings.warmup_ratio * total_steps), total_steps

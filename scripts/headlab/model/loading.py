@@ -1,14 +1,15 @@
-"""Loading models and tokenizers: for a task, as a bare encoder, from a checkpoint, or by variant.
+"""Loading models and tokenizers: for a task, as a bare encoder, from a checkpoint, or by condition.
 
-Where the weights come from is `headlab.model.specs.ModelSpec`. Inits (the paper's Table 1
-columns): ``pretrained`` loads the weights; ``random`` keeps the architecture (same config)
-and re-initialises every weight with the model's own initialiser (normal with
-``initializer_range``), seeded: the paper's "initialized with normal distribution". Which
-weights an analysis variant means is `headlab.model.variants`; `load_variant` is its one loader.
+Where the weights come from is `headlab.model.specs.ModelSpec`; which weights each condition
+means is `headlab.conditions`. ``scratch`` keeps the architecture (same config) and
+re-initialises every weight with the model's own initialiser (normal with
+``initializer_range``), seeded: the paper's "initialized with normal distribution".
+`load_condition` is the one loader of a condition's model.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from headlab.conditions import check_condition, is_trained, starts_from_encoder
 from headlab.data.tasks import TaskSpec
 from headlab.model.families import UnsupportedModelError, check_config_supported
 from headlab.model.specs import ModelLoadError, ModelSpec, check_checkpoint_dir
-from headlab.model.variants import checkpoint_init
-
-INITS = ("pretrained", "random")
 
 
 def _task_kwargs(task: TaskSpec) -> dict[str, Any]:
@@ -61,20 +60,23 @@ def supported_config(location: str | Path, revision: str | None, what: str) -> P
 
 
 def load_for_task(
-    spec: ModelSpec, task: TaskSpec, init: str, seed: int
+    spec: ModelSpec, task: TaskSpec, condition: str, seed: int
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model with a fresh, seeded classification head, and its tokenizer.
 
-    ``init='pretrained'``: the encoder's weights; ``init='random'``: same config, all weights
-    re-initialised by the model's own initialiser.
+    ``condition`` (`headlab.conditions`) ``pretrained`` or ``finetuned``: the encoder's weights,
+    where fine-tuning starts; ``scratch``: same config, all weights re-initialised by the model's
+    own initialiser.
     """
-    if init not in INITS:
-        raise ModelLoadError(f"init {init!r} is not valid; valid: {', '.join(INITS)}")
+    try:
+        check_condition(condition)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
     location = spec.resolve()
     supported_config(location, spec.revision, f"models.{spec.alias}")
     torch.manual_seed(seed)
     try:
-        if init == "pretrained":
+        if starts_from_encoder(condition):
             model = AutoModelForSequenceClassification.from_pretrained(
                 location, revision=spec.revision, attn_implementation="eager", **_task_kwargs(task)
             )
@@ -110,19 +112,41 @@ def load_encoder(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerB
     return model, load_tokenizer(location, spec.revision)
 
 
-def load_variant(
-    spec: ModelSpec, variant: str, checkpoint: str | Path | None
+def load_condition(
+    spec: ModelSpec, condition: str, checkpoint: str | Path | None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """The model of an analysis variant (`headlab.model.variants`), its tokenizer and where its
-    weights came from: the encoder for ``pretrained``, else the variant's fine-tuned checkpoint."""
-    if checkpoint_init(variant) is None:
+    """The model of an analysis condition (`headlab.conditions`), its tokenizer and where its
+    weights came from: the encoder for ``pretrained``, else the condition's fine-tuned checkpoint."""
+    if not is_trained(condition):
         model, tokenizer = load_encoder(spec)
         return model, tokenizer, spec.location
     if checkpoint is None:
-        raise ValueError(f"variant {variant!r} needs its fine-tuned checkpoint folder")
+        raise ValueError(f"condition {condition!r} needs its fine-tuned checkpoint folder")
     model, tokenizer = load_checkpoint(checkpoint)
     check_same_family(spec, model)
     return model, tokenizer, str(checkpoint)
+
+
+@dataclass(frozen=True)
+class JobModel:
+    """What a job that runs a model starts from: the model of one condition, its tokenizer, where
+    its weights came from, the alias's spec and the device to run on."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str  # the encoder's location, or the checkpoint folder
+    spec: ModelSpec
+    device: torch.device
+
+
+def load_for_job(
+    alias: str, entry: dict[str, Any], condition: str, checkpoint: str | Path | None, device: str
+) -> JobModel:
+    """The one loading preamble of the jobs: the config entry's spec, the condition's model
+    (`load_condition`) and the device (`pick_device`)."""
+    spec = ModelSpec.from_config(alias, entry)
+    model, tokenizer, source = load_condition(spec, condition, checkpoint)
+    return JobModel(model, tokenizer, source, spec, pick_device(device))
 
 
 def check_same_family(spec: ModelSpec, checkpoint_model: PreTrainedModel) -> None:

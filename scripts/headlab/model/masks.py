@@ -1,42 +1,23 @@
-"""Head masks: which heads a disabling experiment replaces.
+"""Head masks: the sets of heads a disabling experiment replaces, built for a model's shape.
 
-Names are 1-based like the paper ("L2-H12" = layer 2, head 12; "L1" = every head of layer 1);
-inside a mask the heads are 0-based (layer, head) pairs, the indices the engine uses.
+What a mask is and how heads are named: `headlab.heads`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from headlab.heads import HeadMask, head_name, layer_name, parse_name
 
 if TYPE_CHECKING:
     import torch
 
 
-KINDS = ("baseline", "head", "layer", "named", "random")  # random: a null set of the FrameNet experiment
-_TOKEN = re.compile(r"^L(?P<layer>\d+)(?:-H(?P<head>\d+))?$")
-
-
 class MaskError(ValueError):
     """A mask that names a head or layer the model does not have, or cannot be parsed."""
-
-
-@dataclass(frozen=True)
-class HeadMask:
-    name: str
-    kind: str
-    heads: frozenset[tuple[int, int]]  # 0-based (layer, head)
-    layer: int | None = None  # 1-based, for kind head/layer
-    head: int | None = None  # 1-based, for kind head
-
-    @property
-    def first_layer(self) -> int | None:
-        """The lowest (0-based) layer the mask touches: everything below it is unchanged."""
-        return min(layer for layer, _ in self.heads) if self.heads else None
 
 
 def baseline_mask() -> HeadMask:
@@ -46,7 +27,7 @@ def baseline_mask() -> HeadMask:
 def single_head_masks(layers: int, heads: int) -> list[HeadMask]:
     return [
         HeadMask(
-            f"L{layer + 1}-H{head + 1}", "head", frozenset({(layer, head)}), layer=layer + 1, head=head + 1
+            head_name(layer + 1, head + 1), "head", frozenset({(layer, head)}), layer=layer + 1, head=head + 1
         )
         for layer in range(layers)
         for head in range(heads)
@@ -55,7 +36,7 @@ def single_head_masks(layers: int, heads: int) -> list[HeadMask]:
 
 def single_layer_masks(layers: int, heads: int) -> list[HeadMask]:
     return [
-        HeadMask(f"L{layer + 1}", "layer", frozenset((layer, h) for h in range(heads)), layer=layer + 1)
+        HeadMask(layer_name(layer + 1), "layer", frozenset((layer, h) for h in range(heads)), layer=layer + 1)
         for layer in range(layers)
     ]
 
@@ -73,25 +54,20 @@ def parse_named_mask(
         raise MaskError(f"{key}.{name} is empty; list heads like 'L2-H12' or whole layers like 'L3'")
     chosen: set[tuple[int, int]] = set()
     for i, token in enumerate(tokens):
-        match = _TOKEN.match(str(token).strip())
         where = f"{key}.{name}[{i}] = {token!r}"
-        if not match:
-            raise MaskError(f"{where}: expected 'L<layer>-H<head>' or 'L<layer>' (1-based)")
-        layer = int(match["layer"])
+        try:
+            layer, head = parse_name(token)
+        except ValueError:
+            raise MaskError(f"{where}: expected 'L<layer>-H<head>' or 'L<layer>' (1-based)") from None
         if not 1 <= layer <= layers:
             raise MaskError(f"{where}: layer {layer} does not exist; the model has layers 1..{layers}")
-        if match["head"] is None:
+        if head is None:
             chosen.update((layer - 1, h) for h in range(heads))
             continue
-        head = int(match["head"])
         if not 1 <= head <= heads:
             raise MaskError(f"{where}: head {head} does not exist; the model has heads 1..{heads}")
         chosen.add((layer - 1, head - 1))
     return HeadMask(name, "named", frozenset(chosen))
-
-
-def parse_named_masks(config: Mapping[str, Sequence[str]], layers: int, heads: int) -> list[HeadMask]:
-    return [parse_named_mask(name, tokens, layers, heads) for name, tokens in config.items()]
 
 
 def mask_tensor(masks: Sequence[HeadMask], layers: int, heads: int) -> torch.Tensor:

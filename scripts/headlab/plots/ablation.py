@@ -10,8 +10,8 @@ The workflow draws the pooled rows of the sweep statistics (mean over seeds), wh
 `ci_low`, `ci_high` (the delta's interval) and `significant` (after Benjamini-Hochberg):
 Figure 8 marks the significant heads (gain ▲, loss ▼), Figure 9 draws each layer's delta with
 its interval above the paper's heatmap strip. Without those columns the marks and intervals are
-left out. The one number derived here, the mean delta over heads printed in each Figure 8
-panel, is an average of the table's own `delta` column.
+left out. The mean delta over heads printed in each Figure 8 panel is given to the figure
+(`headlab.analysis.ablation_summary.mean_head_deltas`, an average of the table's own `delta`).
 
 Conventions:
 
@@ -47,7 +47,6 @@ from headlab.plots.ablation_data import (
     head_matrix,
     layer_intervals,
     layer_series,
-    mean_head_delta,
     panel_tasks,
     significant_heads,
 )
@@ -110,7 +109,9 @@ def _baseline_on_colorbar(colorbar_axes: Axes, baseline: float) -> None:
     )
 
 
-def _draw_head_panel(figure: Figure, ax: Axes, table: pl.DataFrame, task: str, metric: str) -> None:
+def _draw_head_panel(
+    figure: Figure, ax: Axes, table: pl.DataFrame, task: str, metric: str, delta: float
+) -> None:
     matrix = head_matrix(table, task, metric)
     baseline = baseline_value(table, task, metric)
     n_layers, n_heads = matrix.shape
@@ -121,7 +122,6 @@ def _draw_head_panel(figure: Figure, ax: Axes, table: pl.DataFrame, task: str, m
     ax.set_ylabel("layer", fontsize=8)
     ax.set_title(f"{task} ({metric_label(metric)})", fontsize=9)
     ax.tick_params(length=0)
-    delta = mean_head_delta(table, task, metric)
     marked = _mark_significant(ax, table, task, metric)
     ax.annotate(
         f"mean Δ over heads: {delta:+.3f}" + (f"\nBH-significant: {marked}" if marked is not None else ""),
@@ -232,21 +232,27 @@ def _draw_layer_panel(ax: Axes, table: pl.DataFrame, task: str, metric: str) -> 
 def plot_head_ablation(
     table: pl.DataFrame,
     metric_by_task: Mapping[str, str],
+    mean_deltas: Mapping[str, float],
     output_pdf: Path,
     title: str | None = None,
 ) -> Figure:
     """Figure 8: per task, a layer × head heatmap of the score with that single head disabled.
 
+    `mean_deltas` (task -> the mean delta over its heads, printed under its panel) is
+    `headlab.analysis.ablation_summary.mean_head_deltas` of the same table and metrics.
     Saved to `output_pdf` (and its PNG); the Figure is returned so that what it shows can be read back.
     """
     panels = panel_tasks(table, metric_by_task)
+    missing = [task for task, _ in panels if task not in mean_deltas]
+    if missing:
+        raise ValueError(f"no mean delta over heads given for task(s) {missing}")
     shapes = [head_matrix(table, task, metric).shape for task, metric in panels]
     n_layers = max(s[0] for s in shapes)
     n_heads = max(s[1] for s in shapes)
     panel_size = (max(3.2, 0.28 * n_heads + 2.0), max(2.6, 0.24 * n_layers + 1.6))
     figure, axes = _grid(len(panels), panel_size, title)
     for ax, (task, metric) in zip(axes, panels, strict=True):
-        _draw_head_panel(figure, ax, table, task, metric)
+        _draw_head_panel(figure, ax, table, task, metric, mean_deltas[task])
     save_figure(figure, output_pdf)
     return figure
 

@@ -1,6 +1,8 @@
-"""The data side of Figures 8 and 9: matrices and series read from the tidy ablation table.
+"""The data side of Figures 8 and 9: the tidy ablation table arranged as matrices and series.
 
-See `headlab.plots.ablation` for the table's columns and conventions; nothing here draws.
+See `headlab.plots.ablation` for the table's columns and conventions. Nothing here draws and
+nothing aggregates: each cell is one row's value (the mean over heads that Figure 8 prints is
+`headlab.analysis.ablation_summary.mean_head_deltas`).
 """
 
 from __future__ import annotations
@@ -117,12 +119,6 @@ def baseline_value(table: pl.DataFrame, task: str, metric: str) -> float:
     return float(values[0])
 
 
-def mean_head_delta(table: pl.DataFrame, task: str, metric: str) -> float:
-    """Mean of the table's `delta` over the task's single-head rows for `metric`."""
-    deltas = _rows(table, task, "head", metric)["delta"].cast(pl.Float64).drop_nans().drop_nulls()
-    return float(deltas.mean()) if deltas.len() else float("nan")
-
-
 def _metric_of(task: str, metric_by_task: Mapping[str, str]) -> str:
     if task not in metric_by_task:
         raise ValueError(f"task {task!r}: no metric given in metric_by_task")
@@ -130,6 +126,8 @@ def _metric_of(task: str, metric_by_task: Mapping[str, str]) -> str:
 
 
 def panel_tasks(table: pl.DataFrame, metric_by_task: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(task, metric) per panel, tasks in table order; a ValueError for an empty table or a task
+    without a metric."""
     _check_columns(table)
     tasks = task_order(table)
     if not tasks:

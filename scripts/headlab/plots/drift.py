@@ -1,6 +1,6 @@
 """Figure 5 of the paper: per head, how similar fine-tuned attention stays to pretrained attention.
 
-Reads the drift tables written by rule attention_drift (`headlab.analysis.drift`), one row per
+Reads the drift tables written by rule attention_drift (`headlab.measure.drift`), one row per
 ``(model, task, layer, head)`` with ``cosine_mean``, ``cosine_std`` and ``n_examples``, and draws
 one layer × head heatmap per task (tasks in order of first appearance), layers as rows from the
 top, heads as columns, each cell printed with its mean cosine. One colour scale for all panels

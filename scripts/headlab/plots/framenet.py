@@ -1,6 +1,6 @@
 """Figure 3 of the paper: heads whose attention follows FrameNet's target-core element links.
 
-Reads two tables written by rule framenet_heads (`headlab.analysis.relation_heads`):
+Reads two tables written by rule framenet_heads (`headlab.measure.relation_heads`):
 
 * the head table: ``model, layer, head`` (1-based), ``score`` (max attention on a link,
   averaged), ``n_links``, ``n_sentences``, ``top`` (above the 99th percentile);
@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from headlab.heads import head_name
 from headlab.plots.common import save_figure
 
 HEAD_COLUMNS = ("model", "layer", "head", "score", "n_sentences", "top")
@@ -90,7 +91,9 @@ def example_sentence(example_maps: pl.DataFrame) -> ExampleSentence:
     for i, (layer, head) in enumerate(heads):
         rows = example_maps.filter((pl.col("layer") == layer) & (pl.col("head") == head))
         if rows.height != n * n:
-            raise ValueError(f"example map L{layer}-H{head} has {rows.height} cells, expected {n * n}")
+            raise ValueError(
+                f"example map {head_name(layer, head)} has {rows.height} cells, expected {n * n}"
+            )
         maps[i, rows["query"].to_numpy(), rows["key"].to_numpy()] = rows["weight"].to_numpy()
     meta = {c: str(first[c][0]) if c in first.columns else "" for c in ("text", "frame", "lu", "fe")}
     return ExampleSentence(

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from headlab.conditions import ATTENTION_CONDITIONS
 from headlab.data.glue import GlueDataError, local_split_path, resolve_source
 from headlab.data.tasks import UnknownTaskError, get_task
 from headlab.model.families import UnsupportedModelError, check_config_supported
 from headlab.model.masks import MaskError, parse_named_mask
 from headlab.model.specs import ModelLoadError, ModelSpec
-from headlab.model.variants import ANALYSIS_VARIANTS
 
 SPLITS = ("train", "dev")
 
@@ -95,11 +95,11 @@ def _seed_problems(config: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _pattern_variant_problems(config: Mapping[str, Any]) -> list[str]:
-    """patterns.variant must be a variant of the attention analyses (they build no other)."""
-    chosen = config.get("patterns", {}).get("variant")
-    if chosen is not None and chosen not in ANALYSIS_VARIANTS:
-        return [f"patterns.variant: {chosen!r} is not one of {', '.join(ANALYSIS_VARIANTS)}"]
+def _pattern_condition_problems(config: Mapping[str, Any]) -> list[str]:
+    """patterns.condition must be a condition of the attention analyses (they build no other)."""
+    chosen = config.get("patterns", {}).get("condition")
+    if chosen is not None and chosen not in ATTENTION_CONDITIONS:
+        return [f"patterns.condition: {chosen!r} is not one of {', '.join(ATTENTION_CONDITIONS)}"]
     return []
 
 
@@ -204,7 +204,10 @@ def _figure_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 # Keys of earlier versions, and what replaced them (said before the schema's generic message).
-RENAMED_KEYS = {("finetune", "seed"): "finetune.seeds (a list, e.g. [42]): each seed is its own set of jobs"}
+RENAMED_KEYS = {
+    ("finetune", "seed"): "finetune.seeds (a list, e.g. [42]): each seed is its own set of jobs",
+    ("patterns", "variant"): "patterns.condition (pretrained or finetuned, the words of headlab.conditions)",
+}
 
 
 def check_renamed_keys(config: Mapping[str, Any]) -> None:
@@ -226,7 +229,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         + _cap_problems(config)
         + _mean_mode_problems(config)
         + _seed_problems(config)
-        + _pattern_variant_problems(config)
+        + _pattern_condition_problems(config)
     )
     if problems:
         raise ConfigError(problems)

@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 import torch
 
-from headlab.analysis.attention_stats import STATS, batch_categories, statistics_pass, tokenize_table
-from headlab.analysis.tokens import is_punctuation
 from headlab.data.segments import model_token_type_ids, segments_from_sequence_ids
+from headlab.measure.attention_stats import STATS, batch_categories, statistics_pass, tokenize_table
+from headlab.measure.tokens import is_punctuation
 from headlab.model.batching import Encoded, collate, encode, eval_batches
 from tiny_families import bpe_tokenizer, tiny_roberta, unigram_tokenizer, wordpiece_tokenizer
 

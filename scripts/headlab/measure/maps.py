@@ -4,7 +4,7 @@ A seeded sample of (example, layer, head) maps is drawn (`sample_maps`), capture
 forward pass by the `MapSampler` observer (cut to the real tokens; the full attention tensor is
 never kept), downsampled to a fixed size by adaptive average pooling (`downsample_map`) and
 described by the statistics of rule attention_stats, computed by its own reduction
-(`headlab.analysis.attention_stats.AttentionStatsObserver`) in the same pass, so that the rules
+(`headlab.measure.attention_stats.AttentionStatsObserver`) in the same pass, so that the rules
 can label them too. Nothing is written here (the PNG encoder is `headlab.io.png`).
 ``example`` is the dev Parquet's ``row``, as in attention_stats.
 """
@@ -136,7 +136,7 @@ def export_maps(
     max_length: int,
     batch_size: int,
     device: torch.device | str,
-    variant: str = "finetuned",
+    condition: str = "finetuned",
     on_batch: Callable[[int], object] | None = None,
     finetune_seed: int | None = None,
 ) -> ExportedMaps:
@@ -145,14 +145,14 @@ def export_maps(
     Only the sampled examples are encoded and run, in one pass through the engine in inference
     mode with two observers: `MapSampler` keeps only the sampled heads' maps, cut to the
     example's real tokens and downsampled to size x size (`downsample_map`); the reduction of
-    rule attention_stats (`headlab.analysis.attention_stats`, piece level) gives every head's
-    statistics, of which the sampled heads' rows are kept (labelled `variant`). Sizes come from
+    rule attention_stats (`headlab.measure.attention_stats`, piece level) gives every head's
+    statistics, of which the sampled heads' rows are kept (labelled `condition`). Sizes come from
     the model. `on_batch(1)` after each batch; `finetune_seed` (of the model) goes into the map ids.
     """
     # deferred: torch (the figures and the annotation tool import this module without it)
     import torch
 
-    from headlab.analysis.attention_stats import (
+    from headlab.measure.attention_stats import (
         STATS,
         AttentionStatsObserver,
         batch_categories,
@@ -201,7 +201,7 @@ def export_maps(
                 )
                 head_values = values[row, k.layer - 1, k.head - 1]  # (stats,)
                 stat_rows.extend(
-                    {**keys_of_map, "variant": variant, "stat": name, "value": float(value)}
+                    {**keys_of_map, "condition": condition, "stat": name, "value": float(value)}
                     for name, value in zip(STATS, head_values, strict=True)
                 )
 

@@ -25,7 +25,7 @@ With A the attention of one head for one example (query x key) and L its number 
   the examples that have the feature.
 
 **Word level** (``level="word"``, config ``attention.level``): as in
-`headlab.analysis.attention_stats` (with `headlab.analysis.word_pooling.WordPooling`), the
+`headlab.measure.attention_stats` (with `headlab.measure.word_pooling.WordPooling`), the
 pieces are first pooled to words from the fast tokenizer's ``word_ids()`` ([CLS] and [SEP] are
 words of their own): each layer's map becomes ``P_word = M @ A @ S^T`` (attention *to* a word is
 the sum over its pieces, *from* a word the mean over its pieces), a word carries a feature when
@@ -34,8 +34,8 @@ any of its pieces does, and a pair's query (key) word is every word holding a pi
 above are then computed on ``P_word`` over words (L is the number of words, "pieces" read
 "words"), and ``mean_distance`` is in words.
 
-The reductions are `headlab.analysis.feature_reductions`, the batch inputs (marks, pairs, word
-pooling) `headlab.analysis.feature_inputs`; this module holds the observer that adds them up
+The reductions are `headlab.measure.feature_reductions`, the batch inputs (marks, pairs, word
+pooling) `headlab.measure.feature_inputs`; this module holds the observer that adds them up
 over examples and the tables. Sizes (layers, heads) come from the model's config.
 """
 
@@ -50,28 +50,26 @@ import polars as pl
 import torch
 from transformers import PreTrainedModel
 
-from headlab.analysis.attention_stats import LEVELS
-from headlab.analysis.feature_inputs import PairInputs, batch_inputs, batch_word_pooling, word_inputs
-from headlab.analysis.feature_reductions import (
+from headlab.data.linguistic import FEATURES, AlignedExample
+from headlab.data.token_rules import RELATIONS
+from headlab.measure.attention_stats import LEVELS
+from headlab.measure.feature_inputs import PairInputs, batch_inputs, batch_word_pooling, word_inputs
+from headlab.measure.feature_reductions import (
     cls_attention,
     example_max,
     feature_max,
     pair_attention,
     received_attention,
 )
-from headlab.analysis.word_pooling import WordPooling
-from headlab.data.linguistic import FEATURES, AlignedExample
-from headlab.data.token_rules import RELATIONS
+from headlab.measure.word_pooling import WordPooling
 from headlab.model.batching import Batch, Encoded, eval_batches
 from headlab.model.engine import head_count, layer_count
 from headlab.model.inference import observed_pass
-from headlab.model.variants import ANALYSIS_VARIANTS
 
-VARIANTS = ANALYSIS_VARIANTS  # the variants of the feature tables: before and after fine-tuning
 FEATURE_COLUMNS: dict[str, Any] = {
     "model": pl.String,
     "task": pl.String,
-    "variant": pl.String,
+    "condition": pl.String,
     "feature": pl.String,
     "layer": pl.Int64,  # 1-based
     "head": pl.Int64,  # 1-based
@@ -81,7 +79,7 @@ FEATURE_COLUMNS: dict[str, Any] = {
 TOKEN_COLUMNS: dict[str, Any] = {
     "model": pl.String,
     "task": pl.String,
-    "variant": pl.String,
+    "condition": pl.String,
     "relation": pl.String,
     "layer": pl.Int64,
     "head": pl.Int64,
@@ -93,7 +91,7 @@ TOKEN_COLUMNS: dict[str, Any] = {
 CLS_COLUMNS: dict[str, Any] = {
     "model": pl.String,
     "task": pl.String,
-    "variant": pl.String,
+    "condition": pl.String,
     "feature": pl.String,
     "layer": pl.Int64,  # the final layer, 1-based
     "head": pl.Int64,
@@ -257,7 +255,7 @@ def _nulls(values: np.ndarray) -> list[float | None]:
     return [None if np.isnan(v) else float(v) for v in values.ravel()]
 
 
-def feature_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.DataFrame:
+def feature_table(sums: FeatureSums, model: str, task: str, condition: str) -> pl.DataFrame:
     """One row per (feature, layer, head), sorted; `value` null where no example has the feature."""
     n_layers, n_features, n_heads = sums.feature_sum.shape
     mean = _mean(sums.feature_sum, sums.feature_count[None, :, None])  # (layers, features, heads)
@@ -268,7 +266,7 @@ def feature_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.
         {
             "model": model,
             "task": task,
-            "variant": variant,
+            "condition": condition,
             "feature": [FEATURES[f] for f in feature.ravel()],
             "layer": layer.ravel() + 1,
             "head": head.ravel() + 1,
@@ -280,7 +278,7 @@ def feature_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.
     return table.sort(["feature", "layer", "head"])
 
 
-def token_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.DataFrame:
+def token_table(sums: FeatureSums, model: str, task: str, condition: str) -> pl.DataFrame:
     """One row per (relation, layer, head), sorted; `value` null where no example has a pair."""
     n_relations, n_layers, n_heads = sums.pair_sum.shape
     mean = _mean(sums.pair_sum, sums.pair_count[:, None, None])  # (relations, layers, heads)
@@ -292,7 +290,7 @@ def token_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.Da
         {
             "model": model,
             "task": task,
-            "variant": variant,
+            "condition": condition,
             "relation": [RELATIONS[r] for r in relation.ravel()],
             "layer": layer.ravel() + 1,
             "head": head.ravel() + 1,
@@ -306,7 +304,7 @@ def token_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.Da
     return table.sort(["relation", "layer", "head"])
 
 
-def cls_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.DataFrame:
+def cls_table(sums: FeatureSums, model: str, task: str, condition: str) -> pl.DataFrame:
     """One row per (feature, head) of the final layer, sorted."""
     n_features, n_heads = sums.cls_max_sum.shape
     count = sums.feature_count[:, None]  # (features, 1)
@@ -315,7 +313,7 @@ def cls_table(sums: FeatureSums, model: str, task: str, variant: str) -> pl.Data
         {
             "model": model,
             "task": task,
-            "variant": variant,
+            "condition": condition,
             "feature": [FEATURES[f] for f in feature.ravel()],
             "layer": sums.n_layers,
             "head": head.ravel() + 1,

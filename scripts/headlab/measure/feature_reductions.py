@@ -1,6 +1,6 @@
 """Reductions of one layer's attention for the feature statistics (Sec. 4.4, 4.5): pure tensor functions.
 
-Definitions in `headlab.analysis.feature_attention`; each function is tested directly on
+Definitions in `headlab.measure.feature_attention`; each function is tested directly on
 hand-built attention.
 """
 

@@ -17,7 +17,7 @@ One definition for every analysis:
   model's token_type_ids, which are zeros for RoBERTa.
 
 `TokenCategories` holds these as per-position masks of one batch, over word pieces or, after
-`headlab.analysis.word_pooling.WordPooling.categories`, over words.
+`headlab.measure.word_pooling.WordPooling.categories`, over words.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ import polars as pl
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from headlab.analysis.relation_heads import EXAMPLE_COLUMNS, LinkScores, sentence_scores
 from headlab.data.alignment import Span, align_spans
+from headlab.heads import head_name
+from headlab.measure.relation_heads import EXAMPLE_COLUMNS, LinkScores, sentence_scores
 from headlab.model.engine import Controls, head_count, layer_count, model_family
 from headlab.model.inference import inference_session
 
@@ -48,7 +49,9 @@ def attention_maps(
     n_layers, n_heads = layer_count(model), head_count(model)
     for layer, head in heads:
         if not (1 <= layer <= n_layers and 1 <= head <= n_heads):
-            raise ValueError(f"head L{layer}-H{head} does not exist (model has {n_layers} x {n_heads})")
+            raise ValueError(
+                f"head {head_name(layer, head)} does not exist (model has {n_layers} x {n_heads})"
+            )
     spans = [target or (0, 0), *fes]
     (aligned,) = align_spans(tokenizer, [text], [spans])
     wanted: dict[int, list[int]] = {}

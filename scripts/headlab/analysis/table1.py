@@ -4,54 +4,48 @@ Input is a tidy scores table with one row per (model, task, seed, condition, met
 
     model, task, seed (fine-tuning seed), condition, metric, value (fraction), n_examples
 
-where `condition` is one of `CONDITIONS`:
+where `condition` is one of `headlab.conditions.CONDITIONS` (its columns, in that order):
 
 * ``pretrained``: the pre-trained encoder with a freshly initialised classifier, no fine-tuning;
-* ``finetuned-random``: fine-tuned from random (normal) initialisation;
-* ``finetuned-pretrained``: fine-tuned from the pre-trained weights.
+* ``scratch``: fine-tuned from random (normal) initialisation;
+* ``finetuned``: fine-tuned from the pre-trained weights.
 
 `table1` returns one row per (model, task): models sorted by name, tasks in the order of the
 `task_metrics` mapping. Scores are percentages with one decimal, the mean over seeds ± their
 sample standard deviation (none with one seed), several metrics joined by "/" in the order
 `task_metrics` gives (MRPC f1 0.879 ± 0.012, accuracy 0.823 ± 0.008 -> "87.9 ± 1.2/82.3 ± 0.8");
 `n_seeds` counts the seeds; a condition with no rows at all for that (model, task) is shown as
-`MISSING`.
+`MISSING`. The files are written by the job through `headlab.io.text`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from headlab.analysis.metrics import metric_label
-from headlab.io.atomic import write_atomically
+from headlab.conditions import CONDITIONS, FINETUNED, PRETRAINED, SCRATCH
 
-CONDITIONS: dict[str, str] = {
-    "pretrained": "pretrained",
-    "finetuned-random": "finetuned_random",
-    "finetuned-pretrained": "finetuned_pretrained",
-}
 MISSING = "–"
 SCORE_COLUMNS = ("model", "task", "seed", "condition", "metric", "value", "n_examples")
 TABLE1_SCHEMA: dict[str, pl.DataType] = {
     "model": pl.String(),
     "task": pl.String(),
     "metric": pl.String(),
-    "pretrained": pl.String(),
-    "finetuned_random": pl.String(),
-    "finetuned_pretrained": pl.String(),
+    PRETRAINED: pl.String(),
+    SCRATCH: pl.String(),
+    FINETUNED: pl.String(),
     "n_dev": pl.Int64(),
     "n_seeds": pl.Int64(),
 }
 MARKDOWN_HEADERS: dict[str, str] = {
     "model": "Model",
     "task": "Dataset",
-    "pretrained": "Pre-trained",
-    "finetuned_random": "Fine-tuned, init. normal distr.",
-    "finetuned_pretrained": "Fine-tuned, init. pre-trained",
+    PRETRAINED: "Pre-trained",
+    SCRATCH: "Fine-tuned, init. normal distr.",
+    FINETUNED: "Fine-tuned, init. pre-trained",
     "metric": "Metric",
     "n_dev": "Dev size",
     "n_seeds": "Seeds",
@@ -132,9 +126,9 @@ def _table1_row(rows: pl.DataFrame, model: str, task: str, metrics: Sequence[str
         "task": task,
         "metric": "/".join(metric_label(m) for m in metrics),
     }
-    for condition, column in CONDITIONS.items():
+    for condition in CONDITIONS:
         subset = rows.filter(pl.col("condition") == condition)
-        row[column] = _condition_cell(subset, task, condition, metrics)
+        row[condition] = _condition_cell(subset, task, condition, metrics)
     row["n_dev"] = _n_dev(rows.filter(pl.col("metric").is_in(list(metrics))), model, task)
     row["n_seeds"] = rows["seed"].n_unique()
     return row
@@ -143,8 +137,8 @@ def _table1_row(rows: pl.DataFrame, model: str, task: str, metrics: Sequence[str
 def table1(scores: pl.DataFrame, task_metrics: Mapping[str, Sequence[str]]) -> pl.DataFrame:
     """One row per (model, task) with the paper's formatted scores for each condition.
 
-    Columns: model, task, metric ("F1/Acc", "Acc", "Pearson/Spearman", ...), pretrained,
-    finetuned_random, finetuned_pretrained (strings like "87.9/82.3") and n_dev.
+    Columns: model, task, metric ("F1/Acc", "Acc", "Pearson/Spearman", ...), one per condition
+    (pretrained, scratch, finetuned: strings like "87.9/82.3"), n_dev and n_seeds.
     """
     _check_scores(scores, task_metrics)
     rows: list[dict[str, object]] = []
@@ -173,11 +167,3 @@ def table1_markdown(table: pl.DataFrame) -> str:
     for row in table.select(columns).iter_rows():
         lines.append("| " + " | ".join(_markdown_cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_table1(
-    table: pl.DataFrame, csv_path: str | os.PathLike[str], md_path: str | os.PathLike[str]
-) -> None:
-    """Write Table 1 as CSV and as Markdown, each atomically (temp file, then rename)."""
-    write_atomically(csv_path, table.write_csv)
-    write_atomically(md_path, lambda tmp: tmp.write_text(table1_markdown(table), encoding="utf-8"))

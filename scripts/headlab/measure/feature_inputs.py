@@ -2,7 +2,7 @@
 
 `batch_inputs` lays the `headlab.data.linguistic.AlignedExample` marks and pairs of a batch out
 on its padded word pieces; at word level `word_inputs` moves them onto the words of the batch's
-`batch_word_pooling` (see `headlab.analysis.feature_attention`).
+`batch_word_pooling` (see `headlab.measure.feature_attention`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from headlab.analysis.word_pooling import WordPooling, piece_words
 from headlab.data.linguistic import FEATURES, AlignedExample
 from headlab.data.token_rules import RELATIONS
+from headlab.measure.word_pooling import WordPooling, piece_words
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Jobs of rules/figures.smk: Figures 8 and 9 (and their per-model copies), Table 1 and the claims."""
+"""Jobs of rules/summaries.smk, what a run says: Figures 8 and 9 (and their per-model copies), the
+mode-agreement figure, Table 1 and the claims."""
 
 from __future__ import annotations
 
@@ -15,10 +16,7 @@ class PlotAblation:
     metrics: dict[str, str]  # task -> metric shown
     title: str
     pdf: Path
-    png: Path  # written beside the PDF by the plotting function
     log: Path | None = None
-    model: str | None = None  # wildcards of the per-model copies
-    mode: str | None = None
     threads: int = 1
 
 
@@ -26,14 +24,19 @@ def plot_ablation(job: PlotAblation, logger: logging.Logger) -> None:
     """Rules figure8, figure9, model_figure8, model_figure9: plot the sweep tables."""
     import polars as pl
 
+    from headlab.analysis.ablation_summary import mean_head_deltas
     from headlab.plots.ablation import plot_head_ablation, plot_layer_ablation
 
-    plots = {"heads": plot_head_ablation, "layers": plot_layer_ablation}
+    if job.kind not in ("heads", "layers"):
+        raise ValueError(f"kind {job.kind!r}: heads (Figure 8) or layers (Figure 9)")
     tables = [pl.read_parquet(path) for path in job.statistics]
     table = pl.concat(tables).filter(pl.col("scope") == "pooled")
     seeds = sorted({int(t["n_seeds"].max()) for t in tables})
     title = f"{job.title}, mean over {'/'.join(map(str, seeds))} seed(s)"
-    plots[job.kind](table, job.metrics, job.pdf, title=title)
+    if job.kind == "heads":
+        plot_head_ablation(table, job.metrics, mean_head_deltas(table, job.metrics), job.pdf, title=title)
+    else:
+        plot_layer_ablation(table, job.metrics, job.pdf, title=title)
     logger.info(
         "plotted %s of %d tables into %s (metrics %s)", job.kind, len(job.statistics), job.pdf, job.metrics
     )
@@ -53,11 +56,13 @@ def table1(job: Table1, logger: logging.Logger) -> None:
     """Rule table1: the paper's Table 1 as CSV and Markdown."""
     import polars as pl
 
-    from headlab.plots.table1 import table1 as build_table1
-    from headlab.plots.table1 import write_table1
+    from headlab.analysis.table1 import table1 as build_table1
+    from headlab.analysis.table1 import table1_markdown
+    from headlab.io.text import write_csv, write_text
 
     table = build_table1(pl.concat([pl.read_parquet(path) for path in job.scores]), job.task_metrics)
-    write_table1(table, job.csv, job.md)
+    write_csv(table, job.csv)
+    write_text(table1_markdown(table), job.md)
     logger.info("Table 1 with %d rows written to %s and %s", table.height, job.csv, job.md)
 
 
@@ -88,6 +93,7 @@ def claims(job: Claims, logger: logging.Logger) -> None:
     import polars as pl
 
     from headlab.analysis.claims import ClaimInputs, claims_markdown, claims_table
+    from headlab.analysis.significance import StatisticsSettings
     from headlab.io.atomic import write_atomically
     from headlab.io.parquet import read_metadata, write_table
 
@@ -124,10 +130,7 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         framenet_missing=job.framenet_missing,
         agreement_threshold=float(job.claim_settings["agreement_threshold"]),
         no_harm_margin=float(job.claim_settings["no_harm_margin"]),
-        resamples=int(job.settings["resamples"]),
-        permutations=int(job.settings["permutations"]),
-        alpha=float(job.settings["alpha"]),
-        seed=int(job.settings["seed"]),
+        settings=StatisticsSettings.of(job.settings),
     )
     table = claims_table(inputs)
     write_table(table.to_arrow(), job.table, {"model": job.model, "settings": job.settings})
@@ -144,7 +147,6 @@ class PlotAgreement:
     title: str
     table: Path
     pdf: Path
-    png: Path  # written beside the PDF
     log: Path | None = None
     threads: int = 1
 

@@ -10,8 +10,6 @@ import polars as pl
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from headlab.analysis.maps import map_array
-from headlab.analysis.pattern_cnn import HeadMapClassifier, PatternCNN, class_probabilities
 from headlab.analysis.patterns import (
     CLASSES_SCHEMA,
     MAP_CLASSES_SCHEMA,
@@ -19,7 +17,9 @@ from headlab.analysis.patterns import (
     Thresholds,
     classify_statistics,
 )
-from headlab.annotate import final_labels
+from headlab.data.labels import final_labels
+from headlab.measure.maps import map_array
+from headlab.measure.pattern_cnn import HeadMapClassifier, PatternCNN, class_probabilities
 from headlab.model.batching import encode, eval_batches, restore_order
 from headlab.model.engine import head_count, layer_count
 from headlab.model.inference import observed_pass
@@ -95,7 +95,7 @@ def cnn_head_probabilities(
 
 
 def cnn_classes_table(
-    probs: np.ndarray, examples: Sequence[int], model_alias: str, task: str, variant: str
+    probs: np.ndarray, examples: Sequence[int], model_alias: str, task: str, condition: str
 ) -> pl.DataFrame:
     """`CLASSES_SCHEMA` rows from (examples, layers, heads, classes) probabilities."""
     _, n_layers, n_heads, _ = probs.shape
@@ -110,7 +110,7 @@ def cnn_classes_table(
         {
             "model": model_alias,
             "task": task,
-            "variant": variant,
+            "condition": condition,
             "example": example.ravel(),
             "layer": layer.ravel(),
             "head": head.ravel(),
@@ -119,14 +119,14 @@ def cnn_classes_table(
             "confidence": np.take_along_axis(probs, best[..., None], axis=-1).ravel().astype(np.float64),
         }
     )
-    return table.cast(CLASSES_SCHEMA).sort("model", "task", "variant", "example", "layer", "head")
+    return table.cast(CLASSES_SCHEMA).sort("model", "task", "condition", "example", "layer", "head")
 
 
 def check_stats_keys(
-    stats: pl.DataFrame, model_alias: str, task: str, variant: str, path: str | Path
+    stats: pl.DataFrame, model_alias: str, task: str, condition: str, path: str | Path
 ) -> None:
-    """An error unless the statistics table holds only this model, task and variant."""
-    for column, expected in (("model", model_alias), ("task", task), ("variant", variant)):
+    """An error unless the statistics table holds only this model, task and condition."""
+    for column, expected in (("model", model_alias), ("task", task), ("condition", condition)):
         found = sorted(set(stats[column].to_list()))
         if found and found != [expected]:
             raise ValueError(f"{path}: column {column} holds {found}, expected only {expected!r}")

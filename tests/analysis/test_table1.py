@@ -7,21 +7,22 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from headlab.plots.table1 import MISSING, format_mean_sd, table1, write_table1
+from headlab.analysis.table1 import MISSING, format_mean_sd, table1, table1_markdown
+from headlab.io.text import write_csv, write_text
 
 TASK_METRICS = {"MRPC": ("f1", "accuracy"), "STS-B": ("pearson", "spearman"), "RTE": ("accuracy",)}
 
 # The paper's MRPC and RTE rows (STS-B invented: the paper prints one number for it).
 PAPER = {
     ("MRPC", "pretrained"): {"f1": 0.0, "accuracy": 0.316},
-    ("MRPC", "finetuned-random"): {"f1": 0.812, "accuracy": 0.683},
-    ("MRPC", "finetuned-pretrained"): {"f1": 0.879, "accuracy": 0.823},
+    ("MRPC", "scratch"): {"f1": 0.812, "accuracy": 0.683},
+    ("MRPC", "finetuned"): {"f1": 0.879, "accuracy": 0.823},
     ("STS-B", "pretrained"): {"pearson": 0.331, "spearman": 0.3},
-    ("STS-B", "finetuned-random"): {"pearson": -0.029, "spearman": 0.05},
-    ("STS-B", "finetuned-pretrained"): {"pearson": 0.827, "spearman": 0.82},
+    ("STS-B", "scratch"): {"pearson": -0.029, "spearman": 0.05},
+    ("STS-B", "finetuned"): {"pearson": 0.827, "spearman": 0.82},
     ("RTE", "pretrained"): {"accuracy": 0.527},
-    ("RTE", "finetuned-random"): {"accuracy": 0.527},
-    ("RTE", "finetuned-pretrained"): {"accuracy": 0.646},
+    ("RTE", "scratch"): {"accuracy": 0.527},
+    ("RTE", "finetuned"): {"accuracy": 0.646},
 }
 N_DEV = {"MRPC": 408, "STS-B": 1500, "RTE": 277}
 
@@ -68,7 +69,7 @@ def test_table1_mean_and_sd_over_seeds() -> None:
     )
     row = table1(scores, TASK_METRICS).filter(pl.col("task") == "RTE").row(0, named=True)
     # 0.646, 0.666, 0.686: mean 66.6, sd 2.0 (points)
-    assert row["finetuned_pretrained"] == "66.6 ± 2.0"
+    assert row["finetuned"] == "66.6 ± 2.0"
     assert row["n_seeds"] == 3
     with pytest.raises(ValueError, match="seeds"):
         table1(scores.filter(~((pl.col("seed") == 3) & (pl.col("metric") == "f1"))), TASK_METRICS)
@@ -81,8 +82,8 @@ def test_table1_rows_like_the_paper() -> None:
         "task",
         "metric",
         "pretrained",
-        "finetuned_random",
-        "finetuned_pretrained",
+        "scratch",
+        "finetuned",
         "n_dev",
         "n_seeds",
     ]
@@ -93,24 +94,24 @@ def test_table1_rows_like_the_paper() -> None:
         "task": "MRPC",
         "metric": "F1/Acc",
         "pretrained": "0.0/31.6",
-        "finetuned_random": "81.2/68.3",
-        "finetuned_pretrained": "87.9/82.3",
+        "scratch": "81.2/68.3",
+        "finetuned": "87.9/82.3",
         "n_dev": 408,
         "n_seeds": 1,
     }
     assert stsb["metric"] == "Pearson/Spearman"
-    assert (stsb["pretrained"], stsb["finetuned_random"]) == ("33.1/30.0", "-2.9/5.0")
-    assert (rte["metric"], rte["finetuned_pretrained"], rte["n_dev"]) == ("Acc", "64.6", 277)
+    assert (stsb["pretrained"], stsb["scratch"]) == ("33.1/30.0", "-2.9/5.0")
+    assert (rte["metric"], rte["finetuned"], rte["n_dev"]) == ("Acc", "64.6", 277)
 
 
 def test_metric_order_follows_task_metrics() -> None:
     table = table1(scores_table(), {**TASK_METRICS, "MRPC": ("accuracy", "f1")})
     row = table.filter(pl.col("task") == "MRPC").row(0, named=True)
-    assert (row["metric"], row["finetuned_pretrained"]) == ("Acc/F1", "82.3/87.9")
+    assert (row["metric"], row["finetuned"]) == ("Acc/F1", "82.3/87.9")
 
 
 def test_models_sorted_and_missing_condition() -> None:
-    scores = pl.concat([scores_table("roberta"), scores_table("bert", skip={("RTE", "finetuned-random")})])
+    scores = pl.concat([scores_table("roberta"), scores_table("bert", skip={("RTE", "scratch")})])
     table = table1(scores, TASK_METRICS)
     assert table.select("model", "task").rows() == [
         ("bert", "MRPC"),
@@ -120,7 +121,7 @@ def test_models_sorted_and_missing_condition() -> None:
         ("roberta", "STS-B"),
         ("roberta", "RTE"),
     ]
-    assert table.filter(pl.col("model") == "bert", pl.col("task") == "RTE")["finetuned_random"][0] == MISSING
+    assert table.filter(pl.col("model") == "bert", pl.col("task") == "RTE")["scratch"][0] == MISSING
 
 
 def test_tasks_absent_from_scores_are_skipped() -> None:
@@ -150,14 +151,15 @@ def test_errors() -> None:
         table1(scores.drop("n_examples"), TASK_METRICS)
 
 
-def test_write_table1(tmp_path: Path) -> None:
+def test_table1_files(tmp_path: Path) -> None:
     table = table1(scores_table(), TASK_METRICS)
     csv_path, md_path = tmp_path / "out" / "table1.csv", tmp_path / "out" / "table1.md"
-    write_table1(table, csv_path, md_path)
+    write_csv(table, csv_path)
+    write_text(table1_markdown(table), md_path)
     assert sorted(p.name for p in csv_path.parent.iterdir()) == ["table1.csv", "table1.md"]
 
     lines = csv_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "model,task,metric,pretrained,finetuned_random,finetuned_pretrained,n_dev,n_seeds"
+    assert lines[0] == "model,task,metric,pretrained,scratch,finetuned,n_dev,n_seeds"
     assert lines[1] == "bert-base-uncased,MRPC,F1/Acc,0.0/31.6,81.2/68.3,87.9/82.3,408,1"
     back = pl.read_csv(csv_path, schema=dict(table.schema))
     assert back.equals(table)

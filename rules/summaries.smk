@@ -1,4 +1,5 @@
-# Figures and tables. They only read tables; quick, so they run on the submitting host.
+# What a run says: Figures 8 and 9, the mode-agreement figure, Table 1 and the claims. They only
+# read tables; quick, so they run on the submitting host.
 
 
 localrules:
@@ -14,7 +15,7 @@ localrules:
 rule model_figure8:
     input:
         statistics=statistics_of("{model}", "{mode}"),
-        code=job_code("figures", "plot_ablation"),
+        code=job_code("summaries", "plot_ablation"),
     output:
         pdf=report(
             "results/{model}/figure8_{mode}.pdf",
@@ -27,7 +28,7 @@ rule model_figure8:
     benchmark:
         "logs/model_figure8/{model}/{mode}.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -61,7 +62,7 @@ use rule model_figure8 as model_figure9 with:
 use rule model_figure8 as figure8 with:
     input:
         statistics=statistics_of(PRIMARY_MODEL, MODES[0]),
-        code=job_code("figures", "plot_ablation"),
+        code=job_code("summaries", "plot_ablation"),
     output:
         pdf=report(
             "results/figure8.pdf",
@@ -82,7 +83,7 @@ use rule model_figure8 as figure8 with:
 use rule model_figure8 as figure9 with:
     input:
         statistics=statistics_of(PRIMARY_MODEL, MODES[0]),
-        code=job_code("figures", "plot_ablation"),
+        code=job_code("summaries", "plot_ablation"),
     output:
         pdf=report(
             "results/figure9.pdf",
@@ -105,7 +106,7 @@ rule table1:
         scores=expand(
             rules.evaluate.output.scores, model=MODELS, task=TASKS, seed=SEEDS
         ),
-        code=job_code("figures", "table1"),
+        code=job_code("summaries", "table1"),
     output:
         csv=report(
             "results/table1.csv",
@@ -118,7 +119,7 @@ rule table1:
     benchmark:
         "logs/table1/table1.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -148,7 +149,7 @@ rule claims:
             rules.attention_stats.output.table,
             model=PRIMARY_MODEL,
             task=TASKS,
-            variant="finetuned",
+            condition="finetuned",
             seed=SEEDS,
         ),
         drift=expand(
@@ -159,7 +160,7 @@ rule claims:
         ),
         agreement=agreement_tables(PRIMARY_MODEL),
         framenet_effect=framenet_effect_table(PRIMARY_MODEL),
-        code=job_code("figures", "claims"),
+        code=job_code("summaries", "claims"),
     output:
         table=report(
             "results/claims.parquet",
@@ -176,7 +177,7 @@ rule claims:
     benchmark:
         "logs/claims/claims.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -190,7 +191,7 @@ rule claims:
         settings=config["statistics"],
         claim_settings=config["claims"],
         modes=MODES,
-        framenet_missing=framenet_missing(),
+        framenet_missing=FRAMENET_MISSING,
     script:
         "../scripts/claims.py"
 
@@ -208,7 +209,7 @@ rule figure_mode_agreement:
             model=MODELS,
             task=TASKS,
         ),
-        code=job_code("figures", "plot_agreement"),
+        code=job_code("summaries", "plot_agreement"),
     output:
         table="results/mode_agreement.parquet",
         pdf=report(
@@ -222,7 +223,7 @@ rule figure_mode_agreement:
     benchmark:
         "logs/figure_mode_agreement/figure_mode_agreement.benchmark.tsv"
     conda:
-        "../envs/plot.yaml"
+        "../envs/tables.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -37,11 +37,11 @@ the tokenizer's ``cls_token_id`` and ``sep_token_id``. A pair is an example with
 [SEP] tokens. NaN marks a statistic that does not exist for the example, never a failure.
 
 **Word level** (``level="word"``): word pieces are first pooled to words
-(`headlab.analysis.word_pooling`: attention *to* a word is the sum over its pieces, *from* a word
+(`headlab.measure.word_pooling`: attention *to* a word is the sum over its pieces, *from* a word
 the mean over its pieces; [CLS] and [SEP] are words of their own), and the statistics above are
 computed on the pooled maps with word categories (a word is punctuation when all its pieces are;
 prev/next/self refer to words). Token categories (punctuation, [SEP] roles) are those of
-`headlab.analysis.tokens`.
+`headlab.measure.tokens`.
 
 The reduction runs on the device, batched over examples and heads: one matrix product of the
 map with a (key, category) matrix gives every key-category mass at once, the diagonals give
@@ -67,8 +67,9 @@ import torch
 from torch.nn import functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from headlab.analysis.tokens import TokenCategories, punctuation_marks
-from headlab.analysis.word_pooling import WordPooling, piece_words
+from headlab.io.schemas import ATTENTION_STATS_SCHEMA
+from headlab.measure.tokens import TokenCategories, punctuation_marks
+from headlab.measure.word_pooling import WordPooling, piece_words
 from headlab.model.batching import Batch, Encoded, encoded_of, eval_batches, table_texts, tokenize_texts
 from headlab.model.engine import head_count, layer_count
 from headlab.model.inference import observed_pass
@@ -88,18 +89,7 @@ STATS = (
     "within_segment",
 )
 LEVELS = ("piece", "word")
-STATS_SCHEMA = pa.schema(
-    [
-        pa.field("model", pa.string(), nullable=False),
-        pa.field("task", pa.string(), nullable=False),
-        pa.field("variant", pa.string(), nullable=False),
-        pa.field("example", pa.int64(), nullable=False),
-        pa.field("layer", pa.int32(), nullable=False),
-        pa.field("head", pa.int32(), nullable=False),
-        pa.field("stat", pa.string(), nullable=False),
-        pa.field("value", pa.float64(), nullable=False),
-    ]
-)
+STATS_SCHEMA = ATTENTION_STATS_SCHEMA  # the written table's, `headlab.io.schemas`
 EXAMPLES_PER_ROW_GROUP = 64
 
 # Columns of the (batch, key, category) matrix: these, then one "content of segment s" per segment.
@@ -173,11 +163,6 @@ def reduce_attention(probs: torch.Tensor, reduction: Reduction) -> torch.Tensor:
         reduction.is_pair[:, None, None], means[:, :, _PAIR_ONLY], float("nan")
     )  # (batch, heads, 2)
     return means
-
-
-def attention_statistics(probs: torch.Tensor, categories: TokenCategories) -> torch.Tensor:
-    """`reduce_attention` with the categories prepared on the spot: (batch, heads, stats)."""
-    return reduce_attention(probs, Reduction.of(categories))
 
 
 class AttentionStatsObserver:
@@ -320,7 +305,7 @@ def statistics_pass(
 def statistics_chunks(
     model: str,
     task: str,
-    variant: str,
+    condition: str,
     examples: np.ndarray,
     values: np.ndarray,
     examples_per_chunk: int = EXAMPLES_PER_ROW_GROUP,
@@ -346,7 +331,7 @@ def statistics_chunks(
             {
                 "model": pa.array([model] * rows, pa.string()),
                 "task": pa.array([task] * rows, pa.string()),
-                "variant": pa.array([variant] * rows, pa.string()),
+                "condition": pa.array([condition] * rows, pa.string()),
                 "example": pa.array(np.repeat(examples[chosen].astype(np.int64), per_example)),
                 "layer": pa.array(np.tile(layer, k)),
                 "head": pa.array(np.tile(head, k)),

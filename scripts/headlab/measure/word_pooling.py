@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from headlab.analysis.tokens import TokenCategories
+from headlab.measure.tokens import TokenCategories
 
 
 @dataclass(frozen=True)

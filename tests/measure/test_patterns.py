@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from headlab.analysis.attention_stats import STATS, attention_statistics
-from headlab.analysis.maps import downsample_map, export_maps, map_array, map_id, sample_maps
-from headlab.analysis.pattern_classes import classify_exported_maps, cnn_head_probabilities
-from headlab.analysis.pattern_cnn import (
-    METRICS_SCHEMA,
-    CnnSettings,
-    PatternCNN,
-    class_probabilities,
-    classify_maps,
-    load_cnn,
-    metrics_table,
-    save_cnn,
-    split_indices,
-    train_cnn,
-)
+from headlab.analysis.pattern_summary import class_shares, classifier_names, typical_maps
 from headlab.analysis.patterns import (
     CLASSES_SCHEMA,
     MAPS_SCHEMA,
@@ -47,22 +33,38 @@ from headlab.analysis.patterns import (
     classify_statistics,
     pattern_shares,
 )
-from headlab.analysis.tokens import TokenCategories, is_punctuation
-from headlab.annotate import (
-    AnnotationSession,
-    final_labels,
-    load_maps,
-    make_server,
-    read_labels,
-    write_labels,
-)
+from headlab.annotate import AnnotationSession, load_maps, make_server
+from headlab.data.labels import final_labels, read_labels, write_labels
 from headlab.io.png import DARK, PNG_SIGNATURE, png_bytes, write_png
-from headlab.model.variants import checkpoint_init
-from headlab.plots.patterns import plot_figure1, plot_figure2, typical_maps
+from headlab.io.torch_state import write_torch_state
+from headlab.measure.attention_stats import STATS, Reduction, reduce_attention
+from headlab.measure.maps import downsample_map, export_maps, map_array, map_id, sample_maps
+from headlab.measure.pattern_classes import classify_exported_maps, cnn_head_probabilities
+from headlab.measure.pattern_cnn import (
+    METRICS_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    CnnSettings,
+    PatternCNN,
+    class_probabilities,
+    classify_maps,
+    cnn_record,
+    cnn_reports,
+    load_cnn,
+    metrics_table,
+    split_indices,
+    train_cnn,
+)
+from headlab.measure.tokens import TokenCategories, is_punctuation
+from headlab.plots.patterns import plot_figure1, plot_figure2
+from headlab.workflow.defaults import config_defaults
 from tiny import tiny_classifier, tiny_tokenizer
 
+# The config schema's defaults: the one place they live.
+RULES = Thresholds.from_config(config_defaults("patterns.thresholds"))
+DEFAULT_CNN = CnnSettings.from_config(config_defaults("patterns.cnn"))
+
 PDF_SIGNATURE = b"%PDF-"
-KEYS = {"model": "m", "task": "MRPC", "variant": "finetuned"}
+KEYS = {"model": "m", "task": "MRPC", "condition": "finetuned"}
 HTTP_TIMEOUT = 5.0
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +190,7 @@ def test_attention_stats_of_maps_of_each_class_match_a_loop_reference(paired: bo
     rng = np.random.default_rng(3)
     maps = np.stack([synthetic_map(kind, 17, rng, paired)[0] for kind in PATTERNS])  # (maps, n, n)
     roles = roles_for(17, paired)
-    got = attention_statistics(torch.from_numpy(maps)[None], roles.categories())[0]  # (maps, stats)
+    got = reduce_attention(torch.from_numpy(maps)[None], Reduction.of(roles.categories()))[0]  # (maps, stats)
     for i, weights in enumerate(maps):
         expected = reference_statistics(weights, roles)
         for s, name in enumerate(STATS):
@@ -204,7 +206,7 @@ def test_attention_stats_of_maps_of_each_class_match_a_loop_reference(paired: bo
 def test_rules_label_hand_built_maps_of_each_class(kind: str, n: int) -> None:
     rng = np.random.default_rng(n)
     rows = [reference_statistics(*synthetic_map(kind, n, rng)) for _ in range(4)]
-    labels = classify_statistics(stats_table(rows), paired=True)
+    labels = classify_statistics(stats_table(rows), RULES, paired=True)
     assert labels["pattern"].to_list() == [kind] * 4
     assert labels["classifier"].unique().to_list() == ["rules"]
     assert labels["confidence"].is_between(0.0, 1.0).all()
@@ -213,7 +215,7 @@ def test_rules_label_hand_built_maps_of_each_class(kind: str, n: int) -> None:
 def test_block_needs_a_sentence_pair() -> None:
     rng = np.random.default_rng(5)
     weights, roles = synthetic_map("block", 30, rng, paired=False)  # one "block": the whole sentence
-    labels = classify_statistics(stats_table([reference_statistics(weights, roles)]), paired=False)
+    labels = classify_statistics(stats_table([reference_statistics(weights, roles)]), RULES, paired=False)
     assert labels["pattern"].to_list() == ["heterogeneous"]
 
 
@@ -233,17 +235,17 @@ def stat_row(cls=0.0, sep=0.0, punct=0.0, prev=0.0, self=0.0, nxt=0.0, within=0.
 @pytest.mark.parametrize(
     ("row", "thresholds", "expected"),
     [
-        (stat_row(cls=0.3, sep=0.3), Thresholds(), "vertical"),  # v = 0.6 exactly
-        (stat_row(cls=0.3, sep=0.29), Thresholds(), "heterogeneous"),
-        (stat_row(sep=0.3, punct=0.3), Thresholds(), "vertical"),
-        (stat_row(sep=0.3, punct=0.3), Thresholds(punct_is_vertical=False), "heterogeneous"),
-        (stat_row(prev=0.3, nxt=0.3), Thresholds(), "diagonal"),
-        (stat_row(sep=0.5, prev=0.3), Thresholds(), "vertical+diagonal"),  # mixed wins over vertical
-        (stat_row(sep=0.4, prev=0.3), Thresholds(), "heterogeneous"),  # v + d = 0.7 < 0.75
-        (stat_row(sep=0.8, prev=0.29), Thresholds(), "vertical"),  # d below mixed_min
-        (stat_row(within=0.8), Thresholds(), "block"),
-        (stat_row(within=0.79), Thresholds(), "heterogeneous"),
-        (stat_row(prev=0.7, within=0.95), Thresholds(), "diagonal"),  # diagonal before block
+        (stat_row(cls=0.3, sep=0.3), RULES, "vertical"),  # v = 0.6 exactly
+        (stat_row(cls=0.3, sep=0.29), RULES, "heterogeneous"),
+        (stat_row(sep=0.3, punct=0.3), RULES, "vertical"),
+        (stat_row(sep=0.3, punct=0.3), replace(RULES, punct_is_vertical=False), "heterogeneous"),
+        (stat_row(prev=0.3, nxt=0.3), RULES, "diagonal"),
+        (stat_row(sep=0.5, prev=0.3), RULES, "vertical+diagonal"),  # mixed wins over vertical
+        (stat_row(sep=0.4, prev=0.3), RULES, "heterogeneous"),  # v + d = 0.7 < 0.75
+        (stat_row(sep=0.8, prev=0.29), RULES, "vertical"),  # d below mixed_min
+        (stat_row(within=0.8), RULES, "block"),
+        (stat_row(within=0.79), RULES, "heterogeneous"),
+        (stat_row(prev=0.7, within=0.95), RULES, "diagonal"),  # diagonal before block
     ],
 )
 def test_rules_follow_the_documented_order_and_thresholds(row, thresholds, expected) -> None:
@@ -253,7 +255,7 @@ def test_rules_follow_the_documented_order_and_thresholds(row, thresholds, expec
 
 def test_rules_confidence_is_documented_mass() -> None:
     rows = [stat_row(cls=0.2, sep=0.6), stat_row(prev=0.1, self=0.2, within=0.6)]
-    labels = classify_statistics(stats_table(rows), paired=True)
+    labels = classify_statistics(stats_table(rows), RULES, paired=True)
     assert labels["pattern"].to_list() == ["vertical", "heterogeneous"]
     np.testing.assert_allclose(labels["confidence"].to_numpy(), [0.8, 1 - 0.6], atol=1e-12)
 
@@ -261,7 +263,7 @@ def test_rules_confidence_is_documented_mass() -> None:
 def test_rules_output_schema_and_order() -> None:
     rows = [stat_row(sep=0.9)] * 3
     table = stats_table(rows).sample(fraction=1.0, shuffle=True, seed=1)
-    labels = classify_statistics(table, paired=True)
+    labels = classify_statistics(table, RULES, paired=True)
     assert dict(labels.schema) == CLASSES_SCHEMA
     assert labels["example"].to_list() == [0, 1, 2]
 
@@ -269,13 +271,13 @@ def test_rules_output_schema_and_order() -> None:
 def test_rules_reject_bad_tables_and_keys() -> None:
     table = stats_table([stat_row()])
     with pytest.raises(ValueError, match="no \\['punct'\\]"):
-        classify_statistics(table.filter(pl.col("stat") != "punct"), paired=True)
+        classify_statistics(table.filter(pl.col("stat") != "punct"), RULES, paired=True)
     with pytest.raises(ValueError, match="several values"):
-        classify_statistics(pl.concat([table, table.head(1)]), paired=True)
+        classify_statistics(pl.concat([table, table.head(1)]), RULES, paired=True)
     with pytest.raises(ValueError, match="unknown key"):
         Thresholds.from_config({"vertcal": 0.5})
     with pytest.raises(ValueError, match="out of range"):
-        Thresholds(vertical=1.5)
+        replace(RULES, vertical=1.5)
 
 
 def test_token_categories_from_word_pieces() -> None:
@@ -417,7 +419,8 @@ def test_export_maps_keeps_the_sampled_maps_of_a_tiny_bert(tmp_path: Path) -> No
 # The CNN
 # ---------------------------------------------------------------------------------------------
 
-SMALL_CNN = CnnSettings(
+SMALL_CNN = replace(
+    DEFAULT_CNN,
     channels=(4, 4, 8, 8, 8, 8, 8, 8),
     epochs=30,
     batch_size=16,
@@ -445,7 +448,7 @@ def synthetic_set(
 
 @pytest.mark.parametrize("batch_norm", [True, False])
 def test_cnn_has_eight_convolutions_with_relu(batch_norm: bool) -> None:
-    model = PatternCNN(CnnSettings().channels, batch_norm)
+    model = PatternCNN(DEFAULT_CNN.channels, batch_norm)
     modules = list(model.features)
     convs = [i for i, m in enumerate(modules) if isinstance(m, nn.Conv2d)]
     assert len(convs) == 8
@@ -470,13 +473,41 @@ def test_cnn_learns_synthetic_classes_and_is_deterministic(tmp_path: Path) -> No
         first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
-    path = save_cnn(trained.model, 16, SMALL_CNN.channels, tmp_path / "cnn" / "model.pt")
+    record = cnn_record(trained.model, 16, SMALL_CNN.channels)
+    assert (record["channels"], record["batch_norm"], record["size"]) == (list(SMALL_CNN.channels), True, 16)
+    assert record["classes"] == list(PATTERNS)
+    path = write_torch_state(record, tmp_path / "cnn" / "model.pt")
     assert not list(path.parent.glob(".*"))
     loaded, size = load_cnn(path)
     assert size == 16
     np.testing.assert_allclose(
         class_probabilities(loaded, maps[:8]), class_probabilities(trained.model, maps[:8])
     )
+
+
+def test_cnn_reports_score_each_split_and_predict_every_map() -> None:
+    maps, labels = synthetic_set(40)
+    trained = train_cnn(maps, labels, CnnSettings(**{**vars(SMALL_CNN), "epochs": 3}))
+    labelled = pl.DataFrame({"map_id": [f"m{i:02d}" for i in range(40)], "label": labels})
+    metrics, predictions = cnn_reports("m", trained, labelled, maps, "cpu")
+    assert dict(metrics.schema) == METRICS_SCHEMA and dict(predictions.schema) == PREDICTIONS_SCHEMA
+    probs = class_probabilities(trained.model, maps)  # (maps, classes)
+    best = probs.argmax(axis=1)
+    assert predictions["map_id"].to_list() == labelled["map_id"].to_list()
+    assert predictions["label"].to_list() == labels
+    assert predictions["predicted"].to_list() == [PATTERNS[i] for i in best]
+    np.testing.assert_allclose(predictions["confidence"].to_numpy(), probs.max(axis=1), rtol=0, atol=0)
+    test = set(trained.test_idx.tolist())
+    assert predictions["split"].to_list() == ["test" if i in test else "train" for i in range(40)]
+    gold = np.array([PATTERNS.index(label) for label in labels])
+    expected = pl.concat(
+        [
+            metrics_table("m", name, gold[idx], best[idx])
+            for name, idx in (("train", trained.train_idx), ("test", trained.test_idx))
+        ]
+    )
+    assert metrics.equals(expected)
+    assert metrics["split"].unique(maintain_order=True).to_list() == ["train", "test"]
 
 
 def test_split_is_stratified_and_seeded() -> None:
@@ -528,14 +559,6 @@ def test_head_map_observer_matches_full_maps_of_a_tiny_bert() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_variant_weights() -> None:
-    assert checkpoint_init("pretrained") is None
-    assert checkpoint_init("finetuned") == "pretrained"
-    assert checkpoint_init("finetuned-random") == "random"
-    with pytest.raises(ValueError, match="no known weights"):
-        checkpoint_init("distilled")
-
-
 def test_pattern_classes_job_applies_the_rules(tmp_path: Path) -> None:
     rows = [stat_row(sep=0.9), stat_row(prev=0.9), stat_row(within=0.95)]
     stats_path = tmp_path / "attention" / "finetuned.parquet"
@@ -549,10 +572,10 @@ def test_pattern_classes_job_applies_the_rules(tmp_path: Path) -> None:
         return PatternClasses(
             model=model,
             task="MRPC",
-            variant="finetuned",
+            condition="finetuned",
             model_entry={},
             stats=stats_path,
-            thresholds={"block": 0.9},
+            thresholds={**config_defaults("patterns.thresholds"), "block": 0.9},
             max_length=64,
             batch_size=8,
             device="cpu",
@@ -614,9 +637,9 @@ def test_classify_exported_maps_by_rules_and_by_cnn() -> None:
         schema=MAPS_SCHEMA,
     )
     stats = stats_table([reference_statistics(weights, roles) for weights, roles in built])
-    by_rules = classify_exported_maps(maps, stats, Thresholds(), paired=True)
+    by_rules = classify_exported_maps(maps, stats, RULES, paired=True)
     assert by_rules["pattern"].to_list() == ["vertical", "block"]
-    by_cnn = classify_exported_maps(maps, stats, Thresholds(), True, PatternCNN((2,) * 8))
+    by_cnn = classify_exported_maps(maps, stats, RULES, True, PatternCNN((2,) * 8))
     assert by_cnn["classifier"].to_list() == ["cnn", "cnn"] and by_cnn["pattern"].is_in(PATTERNS).all()
 
 
@@ -675,7 +698,7 @@ def test_annotation_round_trip_over_http_feeds_training(tmp_path: Path) -> None:
     assert final.height == 11 and dict(final.iter_rows())[answered[0]] == "block"
     out = tmp_path / "cnn"
     logger = __import__("logging").getLogger("test")
-    settings = {"channels": [2] * 8, "epochs": 1, "test_fraction": 0.0}
+    settings = {**config_defaults("patterns.cnn"), "channels": [2] * 8, "epochs": 1, "test_fraction": 0.0}
     from headlab.jobs.patterns import TrainPatternCnn, train_pattern_cnn  # the job (deferred: it moves)
 
     job = TrainPatternCnn(
@@ -710,9 +733,10 @@ def test_figures_render(tmp_path: Path) -> None:
     chosen = typical_maps(maps.drop("truth"), classes)
     seventh = maps.row(7, named=True)
     assert chosen[seventh["truth"]]["map_id"] == seventh["map_id"]  # the most confident map of its class
-    pdf, png = plot_figure1(
-        maps.drop("truth"), classes.filter(pl.col("pattern") != "block"), tmp_path / "figure1.pdf", "t"
-    )
+    some = classes.filter(pl.col("pattern") != "block")
+    some_chosen = typical_maps(maps.drop("truth"), some)
+    assert some_chosen["block"] is None
+    pdf, png = plot_figure1(some_chosen, classifier_names(some), tmp_path / "figure1.pdf", "t")
     assert pdf.read_bytes().startswith(PDF_SIGNATURE) and png.read_bytes().startswith(PNG_SIGNATURE)
     rng = np.random.default_rng(0)
     patterns = pl.DataFrame(
@@ -722,6 +746,6 @@ def test_figures_render(tmp_path: Path) -> None:
             "classifier": "rules",
         }
     )
-    pdf, png = plot_figure2(patterns, tmp_path / "figure2.pdf", "t")
+    pdf, png = plot_figure2(class_shares(patterns), tmp_path / "figure2.pdf", "t")
     assert pdf.read_bytes().startswith(PDF_SIGNATURE) and png.read_bytes().startswith(PNG_SIGNATURE)
     assert not list(tmp_path.glob(".*"))

@@ -17,21 +17,22 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from headlab.analysis.attention_stats import (
+from headlab.data.glue import prepare_split
+from headlab.io.parquet import read_metadata, write_table, write_table_chunks
+from headlab.measure.attention_stats import (
     STATS,
     STATS_SCHEMA,
-    attention_statistics,
+    Reduction,
     batch_categories,
     batch_pooling,
+    reduce_attention,
     statistics_chunks,
     statistics_pass,
     tokenize_table,
 )
-from headlab.analysis.drift import DRIFT_SCHEMA, drift_pass, drift_table, masked_cosine
-from headlab.analysis.tokens import TokenCategories, is_punctuation
-from headlab.analysis.word_pooling import WordPooling, piece_words
-from headlab.data.glue import prepare_split
-from headlab.io.parquet import read_metadata, write_table, write_table_chunks
+from headlab.measure.drift import DRIFT_SCHEMA, drift_pass, drift_table, masked_cosine
+from headlab.measure.tokens import TokenCategories, is_punctuation
+from headlab.measure.word_pooling import WordPooling, piece_words
 from headlab.model.batching import encode, eval_batches
 from headlab.plots.drift import cell_label, drift_matrix, plot_drift
 from tiny import SPECIALS, WORDS, tiny_config, write_tiny_glue, write_tiny_model
@@ -140,7 +141,7 @@ HAND = {
 @pytest.mark.parametrize(("example", "head"), sorted(HAND))
 def test_statistics_by_hand(hand_batch, example, head):
     probs, categories = hand_batch
-    stats = attention_statistics(probs, categories)  # (batch, heads, stats)
+    stats = reduce_attention(probs, Reduction.of(categories))  # (batch, heads, stats)
     assert stats.shape == (2, 2, len(STATS))
     assert_stats(stats[example, head], HAND[(example, head)])
 
@@ -213,7 +214,7 @@ def random_batch(seed: int) -> tuple[torch.Tensor, TokenCategories]:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_statistics_equal_the_definitions_on_random_maps(seed):
     probs, categories = random_batch(seed)
-    got = attention_statistics(probs, categories).double()
+    got = reduce_attention(probs, Reduction.of(categories)).double()
     torch.testing.assert_close(
         got, reference_statistics(probs, categories), atol=1e-6, rtol=1e-5, equal_nan=True
     )
@@ -221,7 +222,7 @@ def test_statistics_equal_the_definitions_on_random_maps(seed):
 
 def test_masses_add_up_to_one():
     probs, categories = random_batch(3)
-    stats = stats_dict_array(attention_statistics(probs, categories))
+    stats = stats_dict_array(reduce_attention(probs, Reduction.of(categories)))
     pair = categories.is_pair[:, None]  # (batch, 1)
     total = stats["cls"] + stats["sep"] + stats["within_segment"]
     total = total + torch.where(pair, stats["across_segment"], 0.0)
@@ -293,7 +294,7 @@ def test_word_pooling_by_hand(word_batch):
 
 def test_word_statistics_by_hand(word_batch):
     probs, pieces, pooling = word_batch
-    stats = stats_dict(attention_statistics(pooling.pool(probs), pooling.categories(pieces))[0, 0])
+    stats = stats_dict(reduce_attention(pooling.pool(probs), Reduction.of(pooling.categories(pieces)))[0, 0])
     assert stats["cls"] == pytest.approx((1 + 1 / 6 + 0.25 + 0) / 4)
     assert stats["self"] == pytest.approx((1 + 1 / 2 + 0 + 1) / 4)
     assert stats["prev"] == pytest.approx((1 / 6 + 0.75 + 0) / 3)
@@ -349,9 +350,9 @@ def test_observer_equals_eager_output_attentions(level, pair):
         pooling = batch_pooling(tokens, batch) if level == "word" else None
         for layer, probs in enumerate(attentions):  # (batch, heads, query, key)
             if pooling is not None:
-                expected = attention_statistics(pooling.pool(probs), pooling.categories(categories))
+                expected = reduce_attention(pooling.pool(probs), Reduction.of(pooling.categories(categories)))
             else:
-                expected = attention_statistics(probs, categories)
+                expected = reduce_attention(probs, Reduction.of(categories))
             np.testing.assert_allclose(
                 got[batch.rows, layer], expected.double().numpy(), atol=1e-6, rtol=1e-5
             )
@@ -401,20 +402,20 @@ def tiny_inputs(tmp_path_factory) -> tuple[Path, Path]:
     return model, dev
 
 
-@pytest.mark.parametrize(("variant", "level"), [("pretrained", "piece"), ("finetuned", "word")])
-def test_stats_job_writes_the_sorted_long_table(tiny_inputs, tmp_path, variant, level):
+@pytest.mark.parametrize(("condition", "level"), [("pretrained", "piece"), ("finetuned", "word")])
+def test_stats_job_writes_the_sorted_long_table(tiny_inputs, tmp_path, condition, level):
     from headlab.jobs.attention import AttentionStats, attention_stats  # the job (deferred: it moves)
 
     model_dir, dev = tiny_inputs
-    output = tmp_path / "attention" / f"{variant}.parquet"
+    output = tmp_path / "attention" / f"{condition}.parquet"
     job = AttentionStats(
         model="tiny",
         task="MRPC",
-        variant=variant,
+        condition=condition,
         model_entry={"alias": "tiny", "source": "local", "path": str(model_dir)},
         dev=dev,
-        checkpoint=model_dir if variant == "finetuned" else None,
-        seed=43 if variant == "finetuned" else None,  # the checkpoint's fine-tuning seed
+        checkpoint=model_dir if condition == "finetuned" else None,
+        seed=43 if condition == "finetuned" else None,  # the checkpoint's fine-tuning seed
         max_examples=7,
         sample_seed=3,
         batch_size=4,
@@ -434,11 +435,11 @@ def test_stats_job_writes_the_sorted_long_table(tiny_inputs, tmp_path, variant, 
     assert table["stat"].unique().sort().to_list() == sorted(STATS)
     sampled = pl.read_parquet(dev)["row"].to_list()
     assert set(table["example"].to_list()) <= set(sampled) and table["example"].n_unique() == 7
-    assert set(table["variant"].unique()) == {variant}
+    assert set(table["condition"].unique()) == {condition}
     assert table["layer"].min() == 1 and table["head"].max() == heads
     metadata = read_metadata(output)
     assert (metadata["n_examples"], metadata["level"], metadata["sample_seed"]) == (7, level, 3)
-    assert metadata["finetune_seed"] == (43 if variant == "finetuned" else None)
+    assert metadata["finetune_seed"] == (43 if condition == "finetuned" else None)
     wide = table.pivot(on="stat", index=["example", "layer", "head"], values="value")
     total = wide["cls"] + wide["sep"] + wide["within_segment"] + wide["across_segment"]
     np.testing.assert_allclose(total.to_numpy(), 1.0, atol=1e-5)

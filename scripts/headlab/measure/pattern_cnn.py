@@ -3,7 +3,7 @@
 The paper trained it on ~400 hand-labelled attention maps (F1 0.86) and used it to estimate the
 share of each class (Figure 2). Here:
 
-* input: a map downsampled to size x size over the real tokens (`headlab.analysis.maps.downsample_map`,
+* input: a map downsampled to size x size over the real tokens (`headlab.measure.maps.downsample_map`,
   the same bins as `downsample_maps` below), divided by its own maximum so every map spans [0, 1]
   whatever the sentence length;
 * `PatternCNN`: 3x3 convolutions (padding 1) each followed by ReLU, 2x2 max pooling after every
@@ -18,10 +18,14 @@ share of each class (Figure 2). Here:
   same weights on the CPU;
 * reports (`metrics_table`): accuracy, macro F1 (over the classes present in gold or predicted
   labels, as scikit-learn's default), per-class precision / recall / F1 / support and the
-  confusion matrix, for the training and the held-out split;
-* `save_cnn` writes the state_dict with the architecture (channels, size, classes) atomically;
-  `classify_maps` labels unlabelled maps; `HeadMapClassifier` is an engine observer that labels
-  every head map of a batch on the fly (rule pattern_classes with a labels file).
+  confusion matrix; `cnn_reports` gives them for the training and the held-out split, with the
+  prediction of every labelled map;
+* `cnn_record` is the state_dict with the architecture (channels, batch_norm, size, classes),
+  what `headlab.io.torch_state.write_torch_state` saves and `load_cnn` rebuilds the network
+  from; `classify_maps` labels unlabelled maps; `HeadMapClassifier` is an engine observer that
+  labels every head map of a batch on the fly (rule pattern_classes with a labels file).
+
+Nothing here writes files.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from headlab.analysis.patterns import PATTERNS
-from headlab.io.atomic import write_atomically
+from headlab.io.torch_state import read_torch_state
 
 METRICS_SCHEMA: dict[str, Any] = {
     "model": pl.String,
@@ -62,14 +65,14 @@ PREDICTIONS_SCHEMA: dict[str, Any] = {
 class CnnSettings:
     """Architecture and training of the CNN (config ``patterns.cnn``)."""
 
-    channels: tuple[int, ...] = (8, 8, 16, 16, 32, 32, 32, 32)
-    batch_norm: bool = True
-    epochs: int = 60
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    test_fraction: float = 0.2
-    seed: int = 42
+    channels: tuple[int, ...]  # eight convolutions (the schema's default: 8, 8, 16, 16, 32 x 4)
+    batch_norm: bool
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    test_fraction: float
+    seed: int
 
     def __post_init__(self) -> None:
         if not self.channels or min(self.channels) < 1:
@@ -84,6 +87,9 @@ class CnnSettings:
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ValueError(f"patterns.cnn: unknown key(s) {unknown}; valid: {sorted(known)}")
+        missing = sorted(known - set(entry))
+        if missing:  # the config schema gives every key a default
+            raise ValueError(f"patterns.cnn: key(s) {missing} missing (the config schema has their defaults)")
         if "channels" in entry:
             entry["channels"] = tuple(int(c) for c in entry["channels"])
         return cls(**entry)
@@ -168,7 +174,7 @@ class TrainedCnn:
 def train_cnn(
     maps: np.ndarray,
     labels: Sequence[str],
-    settings: CnnSettings = CnnSettings(),
+    settings: CnnSettings,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int, float], object] | None = None,
 ) -> TrainedCnn:
@@ -309,30 +315,66 @@ def metrics_table(model_alias: str, split: str, gold: np.ndarray, predicted: np.
     return pl.DataFrame(rows, schema=METRICS_SCHEMA)
 
 
+def cnn_reports(
+    model_alias: str,
+    trained: TrainedCnn,
+    labelled: pl.DataFrame,
+    maps: np.ndarray,
+    device: torch.device | str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The trained CNN's scores and predictions on the maps it was trained and tested on.
+
+    `labelled` has ``map_id`` and ``label`` per map, `maps` the maps (maps, size, size) in the
+    same order, as given to `train_cnn`. Returns the metrics (`METRICS_SCHEMA`: `metrics_table`
+    of the training split, then of the held-out one) and one prediction per map
+    (`PREDICTIONS_SCHEMA`: its split, label, predicted class and that class's probability).
+    """
+    gold = class_indices(labelled["label"].to_list())  # (maps,)
+    probs = class_probabilities(trained.model, maps, device=device)  # (maps, classes)
+    predicted = probs.argmax(axis=1)  # (maps,)
+    split = np.full(labelled.height, "train", dtype=object)
+    split[trained.test_idx] = "test"
+    metrics = pl.concat(
+        [
+            metrics_table(model_alias, name, gold[idx], predicted[idx])
+            for name, idx in (("train", trained.train_idx), ("test", trained.test_idx))
+        ]
+    )
+    predictions = pl.DataFrame(
+        {
+            "map_id": labelled["map_id"],
+            "split": split.tolist(),
+            "label": labelled["label"],
+            "predicted": [PATTERNS[i] for i in predicted],
+            "confidence": probs[np.arange(labelled.height), predicted].astype(np.float64),
+        },
+        schema=PREDICTIONS_SCHEMA,
+    )
+    return metrics, predictions
+
+
 # ---------------------------------------------------------------------------------------------
-# Saving and loading
+# The saved record
 # ---------------------------------------------------------------------------------------------
 
 
-def save_cnn(model: PatternCNN, size: int, channels: Sequence[int], path: str | os.PathLike[str]) -> Path:
-    """The state_dict with what rebuilds the network (channels, batch_norm, size, classes), atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+def cnn_record(model: PatternCNN, size: int, channels: Sequence[int]) -> dict[str, Any]:
+    """The state_dict (on the CPU) with what rebuilds the network (channels, batch_norm, size,
+    classes): what `headlab.io.torch_state.write_torch_state` saves."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    record = {
+    return {
         "state_dict": state,
         "channels": list(channels),
         "batch_norm": batch_norm,
         "size": int(size),
         "classes": list(PATTERNS),
     }
-    return write_atomically(target, lambda tmp: torch.save(record, tmp))
 
 
 def load_cnn(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[PatternCNN, int]:
-    """The saved CNN (eval mode, on `device`) and the map size it was trained on."""
-    record = torch.load(path, map_location="cpu", weights_only=True)
+    """The CNN saved from `cnn_record` (eval mode, on `device`) and the map size it was trained on."""
+    record = read_torch_state(path)
     if list(record["classes"]) != list(PATTERNS):
         raise ValueError(f"{path}: classes {record['classes']} differ from {list(PATTERNS)}")
     model = PatternCNN(record["channels"], bool(record["batch_norm"]))

@@ -181,6 +181,8 @@ def link_scores(
     inference mode through the engine; the observer keeps only (links, layers, heads).
     """
     where = torch.device(device)
+    if max_length is None:  # every sentence whole, up to the model's positions
+        max_length = int(getattr(model.config, "max_position_embeddings", 512))
     encoded, _, per_sentence = _aligned_links(tokenizer, sentences, max_length)
     observer = LinkMaxObserver(layer_count(model), head_count(model))
     rows_out: list[int] = []
@@ -234,15 +236,18 @@ def sentence_scores(links: pl.DataFrame, scores: np.ndarray) -> tuple[list[str],
     return order, out
 
 
-def top_heads(scores: np.ndarray, percentile: float = 99.0) -> np.ndarray:
-    """Bool mask of `scores` strictly above their `percentile`-th percentile (linear interpolation)."""
-    threshold = np.percentile(scores, percentile)
-    return scores > threshold
+def top_threshold(scores: np.ndarray, percentile: float) -> float:
+    """The score a top head must exceed: the `percentile`-th percentile of every head's score
+    (numpy's linear interpolation)."""
+    return float(np.percentile(scores, percentile))
 
 
-def head_table(
-    scored: LinkScores, model_alias: str, average_over: str = "sentence", percentile: float = 99.0
-) -> pl.DataFrame:
+def top_heads(scores: np.ndarray, percentile: float) -> np.ndarray:
+    """Bool mask of `scores` strictly above `top_threshold`."""
+    return scores > top_threshold(scores, percentile)
+
+
+def head_table(scored: LinkScores, model_alias: str, average_over: str, percentile: float) -> pl.DataFrame:
     """The tidy Figure 3 table: one row per (layer, head), 1-based, sorted by layer then head."""
     if average_over not in AVERAGES:
         raise ValueError(f"average_over is {average_over!r}; valid: {', '.join(AVERAGES)}")
@@ -267,23 +272,6 @@ def head_table(
         schema=HEAD_COLUMNS,
     )
     return table
-
-
-def relation_head_scores(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    sentences_df: pl.DataFrame,
-    batch_size: int,
-    device: torch.device | str,
-    *,
-    model_alias: str = "model",
-    average_over: str = "sentence",
-    percentile: float = 99.0,
-    max_length: int | None = None,
-) -> pl.DataFrame:
-    """Figure 3's numbers: per layer and head, the link score averaged as the module docstring says."""
-    scored = link_scores(model, tokenizer, sentences_df, batch_size, device, max_length)
-    return head_table(scored, model_alias, average_over, percentile)
 
 
 def shown_heads(table: pl.DataFrame, count: int = 2) -> list[tuple[int, int]]:

@@ -1,0 +1,1 @@
+"""Model passes: modules that run an encoder over examples and turn its attention into tables."""
