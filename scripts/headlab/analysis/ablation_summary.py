@@ -61,19 +61,26 @@ def summarise(table: pl.DataFrame, statistics: pl.DataFrame | None = None) -> pl
     return summary.join(noise, on=KEYS, how="left").sort(KEYS)
 
 
+def ablation_rows(table: pl.DataFrame, task: str, kind: str, metric: str) -> pl.DataFrame:
+    """Rows of one task and kind (head, layer) for `metric`; a ValueError naming the task when it
+    has none of that kind, or none for `metric`."""
+    of_kind = table.filter((pl.col("task") == task) & (pl.col("kind") == kind))
+    if of_kind.height == 0:
+        raise ValueError(f"task {task!r}: no {kind}-ablation rows (kind == {kind!r}) in the table")
+    rows = of_kind.filter(pl.col("metric") == metric)
+    if rows.height == 0:
+        available = sorted(of_kind["metric"].unique().to_list())
+        raise ValueError(f"task {task!r}: metric {metric!r} not in its {kind} rows (has {available})")
+    return rows
+
+
 def mean_head_delta(table: pl.DataFrame, task: str, metric: str) -> float:
     """Mean of the table's `delta` over the task's single-head rows (kind "head") for `metric`,
     NaN and null deltas left out; NaN when none is left.
 
     A ValueError names the task when it has no head rows, or none for `metric`.
     """
-    heads = table.filter((pl.col("task") == task) & (pl.col("kind") == "head"))
-    if heads.height == 0:
-        raise ValueError(f"task {task!r}: no head-ablation rows (kind == 'head') in the table")
-    rows = heads.filter(pl.col("metric") == metric)
-    if rows.height == 0:
-        available = sorted(heads["metric"].unique().to_list())
-        raise ValueError(f"task {task!r}: metric {metric!r} not in its head rows (has {available})")
+    rows = ablation_rows(table, task, "head", metric)
     deltas = rows["delta"].cast(pl.Float64).drop_nans().drop_nulls()
     return float(deltas.mean()) if deltas.len() else math.nan
 

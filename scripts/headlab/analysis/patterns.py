@@ -135,18 +135,23 @@ class Thresholds:
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any] | None) -> Thresholds:
-        """From the config mapping; unknown keys are an error naming the key."""
-        entry = dict(entry or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise ValueError(f"patterns.thresholds: unknown key(s) {unknown}; valid: {sorted(known)}")
-        missing = sorted(known - set(entry))
-        if missing:  # the config schema gives every key a default
-            raise ValueError(
-                f"patterns.thresholds: key(s) {missing} missing (the config schema has their defaults)"
-            )
-        return cls(**entry)
+        """From the config mapping (every key of the schema's section)."""
+        return cls(**section_values(cls, entry, "patterns.thresholds"))
+
+
+def section_values(cls: type, entry: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
+    """A config section's values for the fields of the dataclass `cls`: a ValueError naming the
+    section and the keys when one is unknown or missing (the config schema gives every key a
+    default, so a missing one is the caller's error)."""
+    entry = dict(entry or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ValueError(f"{section}: unknown key(s) {unknown}; valid: {sorted(known)}")
+    missing = sorted(known - set(entry))
+    if missing:
+        raise ValueError(f"{section}: key(s) {missing} missing (the config schema has their defaults)")
+    return entry
 
 
 def wide_statistics(stats: pl.DataFrame) -> pl.DataFrame:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from headlab.analysis.patterns import PATTERNS
+from headlab.analysis.patterns import PATTERNS, section_values
 from headlab.io.torch_state import read_torch_state
 
 METRICS_SCHEMA: dict[str, Any] = {
@@ -82,17 +82,9 @@ class CnnSettings:
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any] | None) -> CnnSettings:
-        entry = dict(entry or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise ValueError(f"patterns.cnn: unknown key(s) {unknown}; valid: {sorted(known)}")
-        missing = sorted(known - set(entry))
-        if missing:  # the config schema gives every key a default
-            raise ValueError(f"patterns.cnn: key(s) {missing} missing (the config schema has their defaults)")
-        if "channels" in entry:
-            entry["channels"] = tuple(int(c) for c in entry["channels"])
-        return cls(**entry)
+        """From the config mapping (every key of the schema's section)."""
+        entry = section_values(cls, entry, "patterns.cnn")
+        return cls(**{**entry, "channels": tuple(int(c) for c in entry["channels"])})
 
     @property
     def min_size(self) -> int:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
+from headlab.analysis.ablation_summary import ablation_rows
+
 ABLATION_COLUMNS = (
     "model",
     "task",
@@ -39,18 +41,6 @@ def _check_columns(table: pl.DataFrame) -> None:
 def task_order(table: pl.DataFrame) -> list[str]:
     """Tasks in the order of their first appearance in the table."""
     return table["task"].unique(maintain_order=True).to_list()
-
-
-def _rows(table: pl.DataFrame, task: str, kind: str, metric: str) -> pl.DataFrame:
-    """Rows of one task and kind for `metric`, with clear errors when there are none."""
-    of_kind = table.filter((pl.col("task") == task) & (pl.col("kind") == kind))
-    if of_kind.height == 0:
-        raise ValueError(f"task {task!r}: no {kind}-ablation rows (kind == {kind!r}) in the table")
-    rows = of_kind.filter(pl.col("metric") == metric)
-    if rows.height == 0:
-        available = sorted(of_kind["metric"].unique().to_list())
-        raise ValueError(f"task {task!r}: metric {metric!r} not in its {kind} rows (has {available})")
-    return rows
 
 
 def _check_unique(rows: pl.DataFrame, keys: list[str], task: str) -> None:
@@ -86,7 +76,7 @@ def head_matrix(table: pl.DataFrame, task: str, metric: str) -> np.ndarray:
     L is `layer_count` of the task; H the largest head index among its head rows (any metric).
     """
     _check_columns(table)
-    rows = _rows(table, task, "head", metric)
+    rows = ablation_rows(table, task, "head", metric)
     _check_unique(rows, ["layer", "head"], task)
     all_heads = table.filter((pl.col("task") == task) & (pl.col("kind") == "head"))
     n_heads = int(_positions(all_heads, "head", task).max())
@@ -103,7 +93,7 @@ def layer_series(table: pl.DataFrame, task: str, metric: str) -> np.ndarray:
     L is `layer_count` of the task.
     """
     _check_columns(table)
-    rows = _rows(table, task, "layer", metric)
+    rows = ablation_rows(table, task, "layer", metric)
     _check_unique(rows, ["layer"], task)
     series = np.full(layer_count(table, task), np.nan)
     series[_positions(rows, "layer", task) - 1] = rows["value"].cast(pl.Float64).to_numpy()
@@ -140,7 +130,7 @@ def significant_heads(table: pl.DataFrame, task: str, metric: str) -> tuple[np.n
     significant after BH, by sign; None when the table has no `significant` column."""
     if "significant" not in table.columns:
         return None
-    rows = _rows(table, task, "head", metric).filter(pl.col("significant").fill_null(False))
+    rows = ablation_rows(table, task, "head", metric).filter(pl.col("significant").fill_null(False))
     index = (
         np.stack([_positions(rows, "layer", task) - 1, _positions(rows, "head", task) - 1])
         if rows.height
@@ -156,7 +146,7 @@ def layer_intervals(
     """(delta, low, high), each (L,), of the layer rows; None without interval columns."""
     if "ci_low" not in table.columns:
         return None
-    rows = _rows(table, task, "layer", metric)
+    rows = ablation_rows(table, task, "layer", metric)
     out = np.full((3, layer_count(table, task)), np.nan)
     where = _positions(rows, "layer", task) - 1
     for i, column in enumerate(("delta", "ci_low", "ci_high")):
