@@ -6,7 +6,7 @@
 rule head_means:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         reference=mean_reference_table,
         code=job_code("ablation", "head_means"),
@@ -35,7 +35,7 @@ rule ablate_sweep:
     input:
         unpack(means_of_mode),
         checkpoint=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("ablation", "ablate"),
@@ -65,7 +65,7 @@ rule ablate_mask:
     input:
         unpack(means_of_mode),
         checkpoint=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("ablation", "ablate"),
@@ -96,7 +96,7 @@ rule framenet_ablation:
     input:
         unpack(means_of_mode),
         checkpoint=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         framenet="results/{model}/framenet.parquet",

@@ -44,19 +44,19 @@ use rule attention_stats as pretrained_attention_stats with:
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("attention", "attention_stats"),
     output:
-        table=analysis_path("attention", "pretrained"),
+        table=analysis_path("attention", PRETRAINED),
     log:
         "logs/pretrained_attention_stats/{model}/{task}.log",
     benchmark:
         "logs/pretrained_attention_stats/{model}/{task}.benchmark.tsv"
     params:
-        condition="pretrained",
+        condition=PRETRAINED,
 
 
 rule attention_drift:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("attention", "attention_drift"),

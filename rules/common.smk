@@ -18,7 +18,14 @@ from headlab.workflow.checks import check_config, check_renamed_keys, model_spec
 from headlab.data.framenet import corpus_location
 from headlab.data.glue import GlueDataError, local_split_path, resolve_source
 from headlab.data.glue_hub import start_problem, unreachable_message
-from headlab.conditions import ATTENTION_CONDITIONS, TRAINED, is_trained
+from headlab.conditions import (
+    ATTENTION_CONDITIONS,
+    FINETUNED,
+    PRETRAINED,
+    SCRATCH,
+    TRAINED,
+    is_trained,
+)
 from headlab.workflow.dependencies import job_code
 from headlab.data.tasks import get_task
 

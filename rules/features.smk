@@ -73,15 +73,15 @@ use rule feature_attention as pretrained_feature_attention with:
         parsed=rules.parse_task.output.table,
         code=job_code("features", "feature_attention"),
     output:
-        features=analysis_path("features", "pretrained"),
-        token_to_token=analysis_path("token_to_token", "pretrained"),
-        cls_attention=analysis_path("cls_attention", "pretrained"),
+        features=analysis_path("features", PRETRAINED),
+        token_to_token=analysis_path("token_to_token", PRETRAINED),
+        cls_attention=analysis_path("cls_attention", PRETRAINED),
     log:
         "logs/pretrained_feature_attention/{model}/{task}.log",
     benchmark:
         "logs/pretrained_feature_attention/{model}/{task}.benchmark.tsv"
     params:
-        condition="pretrained",
+        condition=PRETRAINED,
 
 
 rule model_figure6:

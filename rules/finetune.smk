@@ -34,10 +34,10 @@ rule evaluate:
     input:
         dev="resources/glue/{task}/dev.parquet",
         scratch=expand(
-            rules.finetune.output.checkpoint, condition="scratch", allow_missing=True
+            rules.finetune.output.checkpoint, condition=SCRATCH, allow_missing=True
         ),
         finetuned=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         code=job_code("finetune", "evaluate"),
     output:

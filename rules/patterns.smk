@@ -12,7 +12,7 @@ localrules:
 rule export_maps:
     input:
         checkpoint=expand(
-            rules.finetune.output.checkpoint, condition="finetuned", allow_missing=True
+            rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),
         dev="resources/glue/{task}/dev.parquet",
         code=job_code("patterns", "export_maps"),
@@ -131,13 +131,13 @@ use rule pattern_classes as pretrained_pattern_classes with:
         stats=rules.pretrained_attention_stats.output.table,
         code=job_code("patterns", "pattern_classes"),
     output:
-        table=analysis_path("patterns", "pretrained"),
+        table=analysis_path("patterns", PRETRAINED),
     log:
         "logs/pretrained_pattern_classes/{model}/{task}.log",
     benchmark:
         "logs/pretrained_pattern_classes/{model}/{task}.benchmark.tsv"
     params:
-        condition="pretrained",
+        condition=PRETRAINED,
 
 
 rule figure1:

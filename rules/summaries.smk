@@ -149,7 +149,7 @@ rule claims:
             rules.attention_stats.output.table,
             model=PRIMARY_MODEL,
             task=TASKS,
-            condition="finetuned",
+            condition=FINETUNED,
             seed=SEEDS,
         ),
         drift=expand(

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXPORT_VARIANT = "finetuned"  # the paper's maps come from the fine-tuned models
-
 
 @dataclass(frozen=True)
 class ExportMaps:
@@ -48,6 +46,7 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
     """Rule export_maps: the sampled maps, their PNGs and their statistics."""
     import polars as pl
 
+    from headlab.conditions import FINETUNED
     from headlab.io.atomic import atomic_paths
     from headlab.io.parquet import write_table
     from headlab.io.png import write_png
@@ -91,7 +90,7 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
             job.max_length,
             job.batch_size,
             where,
-            EXPORT_VARIANT,
+            FINETUNED,  # the paper's maps come from the fine-tuned models
             bar.update,
             finetune_seed=job.seed,
         )

@@ -42,10 +42,11 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.image import AxesImage
 
 from headlab.analysis.feature_summary import CategoryBars, FeatureChanges, HeadGrids, RelationGrids
+from headlab.conditions import FINETUNED, PRETRAINED
 from headlab.plots.common import save_figure
 
-VARIANT_LABELS = {"pretrained": "pre-trained", "finetuned": "fine-tuned"}
-VARIANT_COLOURS = {"pretrained": "#9ecae1", "finetuned": "#08519c"}
+CONDITION_LABELS = {PRETRAINED: "pre-trained", FINETUNED: "fine-tuned"}
+CONDITION_COLOURS = {PRETRAINED: "#9ecae1", FINETUNED: "#08519c"}
 FEATURE_LABELS = {
     "cls": "[CLS]",
     "sep": "[SEP]",
@@ -139,7 +140,7 @@ def plot_figure6(grids: HeadGrids, output_pdf: str | os.PathLike[str], label: st
         image = None
         for offset, condition in enumerate(grids.conditions):
             row = per * block + offset
-            labels.append(f"{FEATURE_LABELS[feature]} {VARIANT_LABELS[condition]}")
+            labels.append(f"{FEATURE_LABELS[feature]} {CONDITION_LABELS[condition]}")
             for ax, task in zip(axes[row], tasks, strict=True):
                 image = _heatmap(ax, grids.grids[(feature, task, condition)], CMAP_NAME, norm)
         assert image is not None
@@ -192,8 +193,8 @@ def _draw_bars(ax: Axes, bars: CategoryBars, index: int) -> None:
             position,
             np.nan_to_num(bars.means[index, i]),
             width,
-            color=VARIANT_COLOURS[condition],
-            label=VARIANT_LABELS[condition],
+            color=CONDITION_COLOURS[condition],
+            label=CONDITION_LABELS[condition],
         )
         ax.scatter(
             position, bars.peaks[index, i], s=6, color="black", zorder=3, label="highest head" if i else None
@@ -250,7 +251,7 @@ def _token_rows(sub: SubFigure, relations: RelationGrids) -> None:
         image = None
         for offset, condition in enumerate(relations.conditions):
             row = per * block + offset
-            labels.append(f"{RELATION_LABELS[relation]}\n{VARIANT_LABELS[condition]}")
+            labels.append(f"{RELATION_LABELS[relation]}\n{CONDITION_LABELS[condition]}")
             for ax, task in zip(axes[row], tasks, strict=True):
                 image = _heatmap(ax, relations.grids[(relation, task, condition)], CMAP_NAME, norm)
                 if offset == 0:
