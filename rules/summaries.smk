@@ -158,7 +158,21 @@ rule claims:
             task=TASKS,
             seed=SEEDS,
         ),
+        patterns=expand(
+            analysis_path("patterns", config["patterns"]["condition"], ANALYSIS_SEED),
+            model=PRIMARY_MODEL,
+            task=TASKS,
+        ),
+        features=feature_tables_of(PRIMARY_MODEL, "features"),
+        token_to_token=feature_tables_of(PRIMARY_MODEL, "token_to_token"),
+        cls_attention=feature_tables_of(PRIMARY_MODEL, "cls_attention"),
         agreement=agreement_tables(PRIMARY_MODEL),
+        framenet_heads=(
+            [] if FRAMENET_MISSING else f"results/{PRIMARY_MODEL}/framenet.parquet"
+        ),
+        framenet_sentences=(
+            [] if FRAMENET_MISSING else "resources/framenet/sentences.parquet"
+        ),
         framenet_effect=framenet_effect_table(PRIMARY_MODEL),
         code=job_code("summaries", "claims"),
     output:
@@ -188,6 +202,8 @@ rule claims:
         pair_heads=config["claims"]["pair_heads_by_model"].get(
             PRIMARY_MODEL, config["claims"]["pair_heads"]
         ),
+        pair_heads_named=PRIMARY_MODEL in config["claims"]["pair_heads_by_model"],
+        metrics=figure_metrics(TASKS),
         settings=config["statistics"],
         claim_settings=config["claims"],
         modes=MODES,

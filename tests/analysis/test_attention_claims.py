@@ -8,25 +8,32 @@ the last two layers change most."""
 
 from __future__ import annotations
 
+from math import nan
+
 import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
 
 from headlab.analysis.attention_claims import cls_sep_claim, drift_claim, sst2_sep_claim
+from headlab.data.tasks import get_task
 
 LAYERS, HEADS, EXAMPLES = 4, 2, 30
 
 
 def attention_table(task: str, seed: int, cls: list[float], sep: list[float]) -> pl.DataFrame:
     """Rule attention_stats' cls/sep rows of one seed (the claims job adds `seed`): every example
-    and head of a layer has that layer's value."""
+    and head of a layer has that layer's value; `sep` is the mass on all [SEP] tokens."""
     rows = []
     for example in range(EXAMPLES):
         for layer in range(1, LAYERS + 1):
             for head in range(1, HEADS + 1):
                 rows.append((task, example, layer, head, "cls", cls[layer - 1], seed))
                 rows.append((task, example, layer, head, "sep", sep[layer - 1], seed))
+                # a pair's two [SEP] share the mass equally; a single sentence has one [SEP]
+                first, second = (sep[layer - 1] / 2,) * 2 if get_task(task).is_pair else (sep[layer - 1], nan)
+                rows.append((task, example, layer, head, "sep_first", first, seed))
+                rows.append((task, example, layer, head, "sep_second", second, seed))
     return pl.DataFrame(
         rows, schema=["task", "example", "layer", "head", "stat", "value", "seed"], orient="row"
     )
@@ -116,7 +123,23 @@ def test_sst2_against_a_pair_task_over_seeds() -> None:
     attention = {"SST-2": task("SST-2", 0.5), "RTE": task("RTE", 0.3)}
     row = sst2_sep_claim(["SST-2", "RTE"], attention, 200, 0.05, np.random.default_rng(0))
     assert row["verdict"] == "supported"
-    np.testing.assert_allclose(units_of(row)["vs RTE"], (20.0, 20.0, 20.0), atol=0.05)
+    # the maximum over the [SEP] tokens: SST-2's one 0.5 against RTE's 0.15 + 0.15
+    np.testing.assert_allclose(units_of(row)["vs RTE"], (35.0, 35.0, 35.0), atol=0.05)
+
+
+def test_sst2_sep_is_the_maximum_over_the_sep_tokens_not_their_sum() -> None:
+    """SST-2 puts 0.4 on its one [SEP], RTE 0.3 on each of two: the sum (0.4 < 0.6) and the
+    maximum (0.4 > 0.3) disagree, and the claim measures as the paper does (the maximum)."""
+
+    def task(name: str, sep: float) -> pl.DataFrame:
+        return pl.concat([attention_table(name, s, [0.2] * LAYERS, [sep] * LAYERS) for s in (1, 2, 3)])
+
+    attention = {"SST-2": task("SST-2", 0.4), "RTE": task("RTE", 0.6)}
+    sums = {t: table.filter(pl.col("stat") == "sep")["value"].mean() for t, table in attention.items()}
+    assert sums["SST-2"] < sums["RTE"]  # the sum would contradict the claim
+    row = sst2_sep_claim(["SST-2", "RTE"], attention, 200, 0.05, np.random.default_rng(0))
+    assert row["verdict"] == "supported"
+    np.testing.assert_allclose(units_of(row)["vs RTE"], (10.0, 10.0, 10.0), atol=0.05)
 
 
 def drift_table(task: str, seed: int, lowest: tuple[int, int]) -> pl.DataFrame:

@@ -21,9 +21,18 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from headlab.analysis.claim_rules import VERDICTS, Unit, claim_row, interval_verdict, with_units
-from headlab.analysis.claims import CLAIM_IDS, CLAIMS_SCHEMA, ClaimInputs, claims_markdown, claims_table
+from headlab.analysis.claim_registry import REGISTRY, PaperNumber
+from headlab.analysis.claim_rules import VERDICTS, Unit, interval_verdict, with_units
+from headlab.analysis.claims import (
+    CLAIM_IDS,
+    CLAIMS_SCHEMA,
+    ClaimInputs,
+    claim_size,
+    claims_markdown,
+    claims_table,
+)
 from headlab.analysis.significance import StatisticsSettings
+from headlab.heads import parse_name
 from headlab.workflow.defaults import config_defaults
 
 
@@ -45,6 +54,7 @@ def claim_inputs(
         "agreement_threshold": claims["agreement_threshold"],
         "no_harm_margin": claims["no_harm_margin"],
         "settings": settings,
+        "pair_heads_named": False,
     }
     return ClaimInputs(**{**defaults, **fields})
 
@@ -134,7 +144,7 @@ def test_interval_verdict_with_p_values(
 
 
 def test_with_units_passes_alpha_and_names_nan_intervals() -> None:
-    row = claim_row("x", "s", "claim", "paper", "rule")
+    row: dict[str, object] = {}
     unit = Unit("MRPC", 0.02, 0.01, 0.03, 0.03)
     assert with_units(row, [unit], +1)["verdict"] == "supported"  # default alpha 0.05
     assert with_units(row, [unit], +1, alpha=0.01)["verdict"] == "inconclusive"
@@ -162,11 +172,29 @@ def test_table1_claims_on_known_predictions() -> None:
     assert row["verdict"] == "inconclusive"
 
 
+def mask_keys(mask: str) -> dict[str, object]:
+    """kind, layer and head of a mask name, as the sweep statistics carry them."""
+    layer, head = parse_name(mask)
+    return {"kind": "layer" if head is None else "head", "layer": layer, "head": head}
+
+
 def pooled_statistics(task: str, masks: dict[str, tuple[float, float, float]]) -> pl.DataFrame:
     """Pooled sweep-statistics rows: mask -> (delta, ci_low, ci_high) for the task's primary metric."""
     return pl.DataFrame(
         [
-            {"task": task, "metric": "accuracy", "mask": m, "delta": d, "ci_low": lo, "ci_high": hi}
+            {
+                "task": task,
+                "metric": "accuracy",
+                "mask": m,
+                **mask_keys(m),
+                "delta": d,
+                "se": float("nan"),
+                "df": float("nan"),
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_value": float("nan"),
+                "q_value": float("nan"),
+            }
             for m, (d, lo, hi) in masks.items()
         ]
     )
@@ -201,7 +229,12 @@ def test_missing_heads_and_tasks_are_not_run_with_the_reason() -> None:
         }
     )
     inputs = claim_inputs(
-        model="m", tasks=["RTE"], statistics=statistics, selection=selection, pair_heads=["L9-H9"]
+        model="m",
+        tasks=["RTE"],
+        statistics=statistics,
+        selection=selection,
+        pair_heads=["L9-H9"],
+        pair_heads_named=True,
     )
     table = claims_table(inputs)
     layer1 = table.filter(pl.col("claim_id") == "layer1_helps_rte").row(0, named=True)
@@ -217,14 +250,18 @@ def test_markdown_has_one_row_per_claim_and_the_counts() -> None:
     text = claims_markdown(table, "m")
     rows = [line for line in text.splitlines() if line.startswith("| ") and "**" in line]
     assert len(rows) == len(CLAIM_IDS)
-    assert f"{len(CLAIM_IDS)} not run" in text
+    groups = table.group_by("group").len()
+    for group, n in groups.iter_rows():
+        assert f": {n} not run (of {n})." in text, group
+    assert sum(n for _, n in groups.iter_rows()) == len(CLAIM_IDS)
+    assert all(f"### {claim_id}" in text for claim_id in CLAIM_IDS)  # each claim's detail
     assert all(v in VERDICTS for v in table["verdict"])
 
 
 def test_missing_framenet_folder_is_named_in_the_not_run_note() -> None:
     why = "framenet.corpus_dir ../shared/data/framenet_v15 is not a folder (from /somewhere)"
     table = claims_table(claim_inputs(model="m", tasks=["SST-2"], framenet_missing=why))
-    row = table.filter(pl.col("claim_id") == "framenet_heads_harmless").row(0, named=True)
+    row = table.filter(pl.col("claim_id") == "framenet_heads_together").row(0, named=True)
     assert row["verdict"] == "not run" and why in row["note"]
 
 
@@ -254,17 +291,20 @@ def head_statistics(task: str, heads: list[tuple[float, float, float]]) -> list[
             "metric": "accuracy",
             "mask": f"L1-H{i + 1}",
             "kind": "head",
+            "layer": 1,
+            "head": i + 1,
             "delta": d,
             "se": se,
             "df": df,
             "ci_low": d - 2 * se,
             "ci_high": d + 2 * se,
             "p_value": 0.5,
+            "q_value": 0.5,
         }
         for i, (d, se, df) in enumerate(heads)
     ]
-    layer = {**rows[0], "mask": "L1", "kind": "layer", "delta": 0.2, "se": 0.01, "df": 50.0}
-    return [*rows, {**layer, "ci_low": 0.18, "ci_high": 0.22, "p_value": 0.001}]
+    layer = {**rows[0], "mask": "L1", "kind": "layer", "head": None, "delta": 0.2, "se": 0.01, "df": 50.0}
+    return [*rows, {**layer, "ci_low": 0.18, "ci_high": 0.22, "p_value": 0.001, "q_value": 0.001}]
 
 
 def selection_row(task: str, estimate: str, mask: str, d: float, low: float, high: float, p: float) -> dict:
@@ -385,7 +425,7 @@ def test_naive_best_head_is_a_description_and_counted_in_the_markdown() -> None:
     assert "MRPC (L1-H3) +1.2 [+0.4, +2.0]" in row["ours"]
     assert table.filter(pl.col("verdict") == "description").height == 1
     text = claims_markdown(table, "m")
-    counts = next(line for line in text.splitlines() if line.endswith(f"(of {len(CLAIM_IDS)} claims)."))
+    counts = next(line for line in text.splitlines() if line.startswith("**headlab's own questions**"))
     assert "1 description" in counts
     assert "| **description** |" in text
 
@@ -426,3 +466,87 @@ def test_selection_claims_read_the_p_values() -> None:
     assert verdicts(0.2, 0.2, (0.01, 0.005, 0.015)) == ("inconclusive", "inconclusive")
     assert verdicts(0.03, 0.001, (-0.01, -0.015, -0.005))[0] == "inconclusive"  # 0.03 > 0.05 / 2
     assert verdicts(0.01, 0.001, (-0.01, -0.015, -0.005))[0] == "contradicted"
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+PAPER_CLAIMS = {
+    "patterns_repeat": "4.1",
+    "heterogeneous_share": "4.1",
+    "framenet_heads": "4.2",
+    "finetuning_helps": "4.3",
+    "pretraining_helps": "4.3",
+    "scratch_below_pretrained": "4.3",
+    "last_layers_change": "4.3",
+    "cls_then_sep": "4.4",
+    "sst2_more_sep": "4.4",
+    "features_negligible": "4.4",
+    "relation_heads_diagonal": "4.5",
+    "cls_final_sep": "4.5",
+    "some_head_helps": "4.6",
+    "random_head_helps": "4.6",
+    "layer_helps": "4.6",
+    "layer1_helps_rte": "4.6",
+    "layer_cost_small": "4.6",
+    "framenet_either_head": "5",
+    "pair_heads_matter": "5",
+    "heads_impact_differs": "abstract",
+}
+
+
+def test_registry_holds_the_papers_claims_then_headlabs_questions() -> None:
+    papers = [c for c in REGISTRY if c.group == "paper"]
+    assert {c.claim_id: c.section.split(" ")[0] for c in papers} == PAPER_CLAIMS
+    assert [c.group for c in REGISTRY] == sorted((c.group for c in REGISTRY), key=["paper", "headlab"].index)
+    assert {c.claim_id for c in REGISTRY if c.group == "headlab"} == {
+        "some_head_helps_naive",
+        "some_head_helps_held_out",
+        "modes_agree",
+        "framenet_heads_together",
+    }
+    for claim in REGISTRY:
+        assert claim.paper.source and claim.quantity and claim.rule and claim.needs, claim.claim_id
+        assert set(claim.paper.per_task) <= {"MRPC", "STS-B", "SST-2", "QQP", "RTE", "QNLI", "MNLI"}
+
+
+@pytest.mark.parametrize(
+    ("paper", "units", "expected"),
+    [
+        (PaperNumber("+35.9", "text", value=35.9, average=True), [(0.30, 0.40), (0.32, 0.38)], "consistent"),
+        (PaperNumber("+35.9", "text", value=35.9, average=True), [(0.10, 0.20), (0.20, 0.30)], "smaller"),
+        (PaperNumber("+3.2", "text", value=3.2), [(0.04, 0.06)], "larger"),
+        (PaperNumber("-0.2", "text", value=-0.2, tolerance=0.1), [(-0.0015, -0.001)], "consistent"),
+        (
+            PaperNumber("0.1 / 1.2", "text", per_task={"STS-B": 0.1, "MRPC": 1.2}),
+            [(0.0, 0.002), (0.02, 0.03)],
+            "STS-B: consistent; MRPC (L1-H1): larger",
+        ),
+    ],
+)
+def test_size_is_where_the_papers_number_lies_against_our_interval(
+    paper: PaperNumber, units: list[tuple[float, float]], expected: str
+) -> None:
+    names = ["STS-B", "MRPC (L1-H1)"][: len(units)]
+    made_units = [Unit(n, (lo + hi) / 2, lo, hi) for n, (lo, hi) in zip(names, units, strict=True)]
+    made = {
+        "verdict": "supported",
+        "ci_low": 100 * min(lo for lo, _ in units),
+        "ci_high": 100 * max(hi for _, hi in units),
+    }
+    assert claim_size(paper, made, made_units) == expected
+    assert claim_size(paper, {**made, "verdict": "not run"}, made_units) is None
+
+
+def test_finetuning_size_on_the_average_over_tasks() -> None:
+    """Two tasks, fine-tuning right on every example where no fine-tuning is right on half: +50
+    points each (the paper says +35.9 on average): the average interval lies above it: `larger`."""
+    predictions = pl.concat(
+        [evaluation_predictions(task, better_share=1.0, seeds=[1, 2]) for task in ("SST-2", "RTE")]
+    )
+    row = claims_table(
+        claim_inputs(model="m", tasks=["SST-2", "RTE"], predictions=predictions, resamples=300)
+    )
+    finetuning = row.filter(pl.col("claim_id") == "finetuning_helps").row(0, named=True)
+    assert finetuning["verdict"] == "supported"
+    assert finetuning["estimate"] == pytest.approx(50.0)
+    assert finetuning["size"] == "larger"

@@ -328,7 +328,7 @@ def test_statistics_table1_and_claims_cover_every_seed(tiny_run: TinyRun) -> Non
             assert selection["estimate"].to_list() == list(ESTIMATES) * len(metrics), (task, mode)
     table1 = pl.read_csv(tiny_run.results / "table1.csv")
     assert set(table1["n_seeds"]) == {len(seeds)}
-    assert all(" ± " in cell for cell in table1["finetuned_pretrained"]), table1
+    assert all(" ± " in cell for cell in table1[FINETUNED]), table1
     claims = pl.read_parquet(tiny_run.results / "claims.parquet")
     assert claims["claim_id"].to_list() == list(CLAIM_IDS)
     assert set(claims["verdict"]) <= set(VERDICTS)

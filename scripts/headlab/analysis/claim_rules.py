@@ -48,10 +48,6 @@ def points(value: float) -> str:
     return "nan" if value is None or not np.isfinite(value) else f"{100 * value:+.1f}"
 
 
-def claim_row(claim_id: str, section: str, claim: str, paper: str, rule: str) -> dict[str, object]:
-    return {"claim_id": claim_id, "section": section, "claim": claim, "paper": paper, "rule": rule}
-
-
 def not_run(row: dict[str, object], why: str) -> dict[str, object]:
     return {
         **row,
@@ -114,4 +110,24 @@ def with_units(
         "ci_high": 100 * high,
         "verdict": interval_verdict(units, direction, alpha),
         "note": "; ".join(notes) or None,
+        "units": list(units),  # for the size comparison per task (the registry takes them out)
     }
+
+
+SIZES = ("consistent", "smaller", "larger")
+
+
+def size_verdict(
+    paper: float | None, low: float | None, high: float | None, tolerance: float = 0.0
+) -> str | None:
+    """Where the paper's number lies against our interval, all in points: `consistent` when
+    [paper - tolerance, paper + tolerance] (its reading uncertainty) meets [low, high], `smaller`
+    when our interval lies below it, `larger` when above; None without a number or an interval."""
+    values = (paper, low, high)
+    if any(v is None or not np.isfinite(v) for v in values):
+        return None
+    if high < paper - tolerance:  # type: ignore[operator]
+        return "smaller"
+    if low > paper + tolerance:  # type: ignore[operator]
+        return "larger"
+    return "consistent"

@@ -76,12 +76,20 @@ class Claims:
     attention: list[Path]  # attention_stats of the fine-tuned models, every task and seed
     drift: list[Path]  # attention_drift, every task and seed
     pair_heads: list[str]
+    pair_heads_named: bool  # claims.pair_heads_by_model names the model's pair
+    metrics: dict[str, str]  # task -> the paper's metric (figures.metric)
     settings: dict[str, Any]  # statistics.*
     claim_settings: dict[str, Any]  # claims.*
     modes: list[str]
     table: Path
     md: Path
+    patterns: list[Path] | None = None  # Figure 2's pattern classes, every task
+    features: list[Path] | None = None  # feature_attention's tables, both conditions, every task
+    token_to_token: list[Path] | None = None
+    cls_attention: list[Path] | None = None
     agreement: list[Path] | None = None  # mode_agreement, every task (two modes or more)
+    framenet_heads: Path | None = None  # framenet_heads of the model (with a FrameNet folder)
+    framenet_sentences: Path | None = None  # framenet_sentences' table
     framenet_effect: Path | None = None  # framenet_effect of the model (with a FrameNet folder)
     framenet_missing: str | None = None  # why there is none
     log: Path | None = None
@@ -92,7 +100,8 @@ def claims(job: Claims, logger: logging.Logger) -> None:
     """Rule claims: the paper's claims with our estimates, intervals and verdicts."""
     import polars as pl
 
-    from headlab.analysis.claims import ClaimInputs, claims_markdown, claims_table
+    from headlab.analysis.claim_inputs import ClaimInputs
+    from headlab.analysis.claims import claims_markdown, claims_table
     from headlab.analysis.significance import StatisticsSettings
     from headlab.io.atomic import write_atomically
     from headlab.io.parquet import read_metadata, write_table
@@ -114,14 +123,39 @@ def claims(job: Claims, logger: logging.Logger) -> None:
             frames.setdefault(collected["task"][0], []).append(collected)
         return {task: pl.concat(tables) for task, tables in frames.items()}
 
+    def tables(paths: list[Path] | None) -> dict[str, pl.DataFrame]:
+        """task -> the concatenated tables of that task (both conditions where there are two)."""
+        frames = [pl.read_parquet(path) for path in paths or []]
+        tasks = {frame["task"][0] for frame in frames if frame.height}
+        return {task: pl.concat([f for f in frames if f.height and f["task"][0] == task]) for task in tasks}
+
     pooled = [pl.read_parquet(p).filter(pl.col("scope") == "pooled") for p in job.statistics]
+    statistics = pl.concat(pooled) if pooled else None
+    heads = statistics.filter(pl.col("kind") == "head") if statistics is not None else None
+    shape = (
+        (int(heads["layer"].max()), int(heads["head"].max())) if heads is not None and heads.height else None
+    )
+    sentences = (
+        pl.read_parquet(job.framenet_sentences, columns=["sentence_id"])["sentence_id"].n_unique()
+        if job.framenet_sentences
+        else None
+    )
     inputs = ClaimInputs(
         model=job.model,
         tasks=list(job.tasks),
         predictions=pl.concat([pl.read_parquet(p) for p in job.predictions]) if job.predictions else None,
-        statistics=pl.concat(pooled) if pooled else None,
+        statistics=statistics,
+        shape=shape,
+        metrics=dict(job.metrics),
+        pair_heads_named=job.pair_heads_named,
+        patterns=tables(job.patterns),
+        features=tables(job.features),
+        token_relations=tables(job.token_to_token),
+        cls_attention=tables(job.cls_attention),
+        framenet_heads=pl.read_parquet(job.framenet_heads) if job.framenet_heads else None,
+        framenet_sentences=sentences,
         selection=pl.concat([pl.read_parquet(p) for p in job.selections]) if job.selections else None,
-        attention=by_task(job.attention, stats=["cls", "sep"]),
+        attention=by_task(job.attention, stats=["cls", "sep", "sep_first", "sep_second"]),
         drift=by_task(job.drift),
         pair_heads=list(job.pair_heads),
         agreement=pl.concat([pl.read_parquet(p) for p in job.agreement]) if job.agreement else None,

@@ -1,0 +1,194 @@
+"""The pattern-class claims (Sec. 4.1) on synthetic pattern tables whose answer is known.
+
+Repeat claim: heads with a fixed class in every example and task have an across-task spread of
+0 and an across-head spread of sqrt(f (1 - f)) per class (f: the share of heads in the class),
+so the estimate is exact and its bootstrap interval has zero width (supported); tasks whose
+heads all share one class, a different one per task, give the reverse (contradicted); a
+2-example, 2-head hand computation gives -5 points. Heterogeneous share: constant shares per
+example give zero-width intervals, so the verdict and the size against the paper's MRPC 32 %
+and QQP 61 % are known; examples that alternate give an interval around their mean."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from headlab.analysis.claim_inputs import ClaimInputs
+from headlab.analysis.pattern_claims import heterogeneous_share_claim, patterns_repeat_claim
+from headlab.analysis.significance import StatisticsSettings
+from headlab.data.labels import PATTERNS
+from headlab.workflow.defaults import config_defaults
+
+RESAMPLES = 300
+
+
+def claim_inputs(**fields: Any) -> ClaimInputs:
+    """ClaimInputs with the config schema's claims.* and statistics.* defaults, `fields` and
+    RESAMPLES bootstrap resamples (as tests/analysis/test_claims.py builds them)."""
+    claims = config_defaults("claims")
+    settings = replace(StatisticsSettings.of(config_defaults("statistics")), resamples=RESAMPLES)
+    defaults = {
+        "model": "m",
+        "pair_heads": claims["pair_heads"],
+        "modes": config_defaults("ablation")["modes"],
+        "agreement_threshold": claims["agreement_threshold"],
+        "no_harm_margin": claims["no_harm_margin"],
+        "settings": settings,
+        "pair_heads_named": False,
+    }
+    known = {f.name for f in dataclasses.fields(ClaimInputs)}
+    return ClaimInputs(**{**{k: v for k, v in defaults.items() if k in known}, **fields})
+
+
+def pattern_table(
+    task: str,
+    pattern: Callable[[int, int, int], str],
+    examples: int = 20,
+    layers: int = 2,
+    heads: int = 5,
+    classifier: str = "rules",
+) -> pl.DataFrame:
+    """Rule pattern_classes' table: one row per example x layer x head, class pattern(e, l, h)."""
+    rows = [
+        ("m", task, "finetuned", e, layer, head, pattern(e, layer, head), classifier, 1.0)
+        for e in range(examples)
+        for layer in range(1, layers + 1)
+        for head in range(1, heads + 1)
+    ]
+    columns = [
+        "model",
+        "task",
+        "condition",
+        "example",
+        "layer",
+        "head",
+        "pattern",
+        "classifier",
+        "confidence",
+    ]
+    return pl.DataFrame(rows, schema=columns, orient="row")
+
+
+def by_head(layer: int, head: int) -> str:
+    """Ten heads, two per class: the class depends on the head alone."""
+    return PATTERNS[(5 * (layer - 1) + head - 1) % len(PATTERNS)]
+
+
+def test_fixed_classes_per_head_repeat_across_tasks() -> None:
+    patterns = {t: pattern_table(t, lambda e, layer, head: by_head(layer, head)) for t in ("MRPC", "RTE")}
+    row = patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=patterns))
+    # every class: across tasks 0; across heads std of (1, 1, 0 x 8) = sqrt(0.2 x 0.8) = 0.4
+    np.testing.assert_allclose(row["estimate"], 40.0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose((row["ci_low"], row["ci_high"]), (40.0, 40.0), rtol=0, atol=1e-9)
+    assert row["verdict"] == "supported"
+    assert row["note"] is None
+
+
+def test_one_class_per_task_contradicts() -> None:
+    patterns = {
+        "MRPC": pattern_table("MRPC", lambda e, layer, head: "vertical"),
+        "RTE": pattern_table("RTE", lambda e, layer, head: "diagonal"),
+    }
+    row = patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE", "QQP"], patterns=patterns))
+    # across heads 0; across tasks std(1, 0) = 0.5 for vertical and diagonal: mean -1 / 5
+    np.testing.assert_allclose(row["estimate"], -20.0, rtol=0, atol=1e-9)
+    assert row["verdict"] == "contradicted"
+    assert "not in the run: QQP" in str(row["note"])
+
+
+def test_repeat_estimate_by_hand() -> None:
+    """MRPC: e0 (V, D), e1 (V, V); RTE: e0 (B, H), e1 (V, B) for heads (1, 1), (1, 2).
+    Across tasks (|a - b| / 2): V 0.25, D 0.125, V+D 0, B 0.25, H 0.125. Across heads, mean of
+    MRPC (V 0.25, D 0.25) and RTE (V 0.25, B 0, H 0.25): V 0.25, D 0.125, B 0, H 0.125.
+    Differences 0, 0, 0, -0.25, 0: mean -0.05, -5 points."""
+    short = {"V": "vertical", "D": "diagonal", "B": "block", "H": "heterogeneous"}
+    classes = {"MRPC": [("V", "D"), ("V", "V")], "RTE": [("B", "H"), ("V", "B")]}
+    patterns = {
+        t: pattern_table(t, lambda e, layer, head, c=c: short[c[e][head - 1]], examples=2, layers=1, heads=2)
+        for t, c in classes.items()
+    }
+    row = patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=patterns))
+    np.testing.assert_allclose(row["estimate"], -5.0, rtol=0, atol=1e-9)
+    assert "vertical 25.0/25.0" in str(row["ours"]) and "block 0.0/25.0" in str(row["ours"])
+
+
+def test_repeat_needs_two_tasks() -> None:
+    one = {"MRPC": pattern_table("MRPC", lambda e, layer, head: "vertical")}
+    row = patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=one))
+    assert row["verdict"] == "not run"
+    assert "at least two tasks" in str(row["note"]) and "config key tasks" in str(row["note"])
+    empty = {"MRPC": one["MRPC"], "RTE": one["MRPC"].clear()}  # an empty table is no data
+    assert patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=empty))["verdict"] == "not run"
+
+
+def constant_share(task: str, heterogeneous_heads: int, classifier: str = "rules") -> pl.DataFrame:
+    """Ten heads per example, the first `heterogeneous_heads` (in layer-major order) heterogeneous."""
+    return pattern_table(
+        task,
+        lambda e, layer, head: (
+            "heterogeneous" if 5 * (layer - 1) + head <= heterogeneous_heads else "vertical"
+        ),
+        classifier=classifier,
+    )
+
+
+def test_shares_inside_the_paper_range_with_sizes() -> None:
+    patterns = {"MRPC": constant_share("MRPC", 4), "QQP": constant_share("QQP", 5)}
+    row = heterogeneous_share_claim(claim_inputs(tasks=["MRPC", "QQP"], patterns=patterns))
+    assert row["verdict"] == "supported"
+    # mean of 0.4 and 0.5; the span of the zero-width intervals [40, 40] and [50, 50]
+    np.testing.assert_allclose(
+        (row["estimate"], row["ci_low"], row["ci_high"]), (45.0, 40.0, 50.0), rtol=0, atol=1e-9
+    )
+    assert row["ours"] == "MRPC 40.0 % [40.0 %, 40.0 %]; QQP 50.0 % [50.0 %, 50.0 %]"
+    # ours above the paper's 32 % for MRPC, below its 61 % for QQP
+    assert row["size"] == "MRPC larger; QQP smaller"
+    assert row["note"] == "classes by the rules (no hand labels)"
+
+
+def test_a_share_outside_the_range_contradicts() -> None:
+    patterns = {"MRPC": constant_share("MRPC", 1, classifier="cnn"), "QQP": constant_share("QQP", 5)}
+    row = heterogeneous_share_claim(claim_inputs(tasks=["MRPC", "QQP"], patterns=patterns))
+    assert row["verdict"] == "contradicted"  # MRPC: [10 %, 10 %], below 32 %
+    assert row["size"] == "MRPC smaller; QQP smaller"
+    assert "the CNN (trained on the hand labels) (MRPC)" in str(row["note"])
+    assert "the rules (no hand labels) (QQP)" in str(row["note"])
+
+
+def test_an_interval_across_the_bound_is_inconclusive_and_consistent() -> None:
+    """MRPC alternates 2 and 4 heterogeneous heads of 10 (mean 0.3, se 0.1 / sqrt(40) = 0.016):
+    the interval holds 0.32 and reaches below it."""
+    mrpc = pattern_table(
+        "MRPC",
+        lambda e, layer, head: "heterogeneous" if 5 * (layer - 1) + head <= 2 + 2 * (e % 2) else "block",
+        examples=40,
+    )
+    row = heterogeneous_share_claim(claim_inputs(tasks=["MRPC"], patterns={"MRPC": mrpc}))
+    assert row["ci_low"] < 32 < row["ci_high"]
+    assert row["verdict"] == "inconclusive"
+    assert row["size"] == "MRPC consistent"
+    np.testing.assert_allclose(row["estimate"], 30.0, rtol=0, atol=1e-9)
+    assert "not in the run: QQP" in str(row["note"])
+
+
+def test_heterogeneous_share_without_a_paper_number_or_tables() -> None:
+    row = heterogeneous_share_claim(claim_inputs(tasks=["RTE"], patterns={"RTE": constant_share("RTE", 4)}))
+    assert row["size"] is None and row["verdict"] == "supported"
+    assert "not in the run: MRPC, QQP" in str(row["note"])
+    missing = heterogeneous_share_claim(claim_inputs(tasks=["MRPC"], patterns={}))
+    assert missing["verdict"] == "not run" and missing["estimate"] is None
+    assert "pattern classes" in str(missing["note"]) and "config key tasks" in str(missing["note"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_bootstrap_is_seeded(seed: int) -> None:
+    mrpc = pattern_table("MRPC", lambda e, layer, head: "heterogeneous" if (e * head) % 3 == 0 else "block")
+    inputs = claim_inputs(tasks=["MRPC"], patterns={"MRPC": mrpc})
+    inputs = replace(inputs, settings=replace(inputs.settings, seed=seed))
+    assert heterogeneous_share_claim(inputs) == heterogeneous_share_claim(inputs)
