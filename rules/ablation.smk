@@ -27,6 +27,7 @@ rule head_means:
         max_length=config["max_length"],
         batch_size=config["ablation"]["batch_size"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/head_means.py"
 
@@ -57,6 +58,7 @@ rule ablate_sweep:
         batch_size=config["ablation"]["batch_size"],
         variants_per_pass=config["ablation"]["variants_per_pass"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/ablate.py"
 
@@ -88,6 +90,7 @@ rule ablate_mask:
         batch_size=config["ablation"]["batch_size"],
         variants_per_pass=config["ablation"]["variants_per_pass"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/ablate.py"
 
@@ -120,6 +123,7 @@ rule framenet_ablation:
         batch_size=config["ablation"]["batch_size"],
         variants_per_pass=config["ablation"]["variants_per_pass"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/ablate.py"
 

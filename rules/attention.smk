@@ -34,6 +34,7 @@ rule attention_stats:
         level=config["attention"]["level"],
         max_length=config["max_length"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/attention_stats.py"
 
@@ -79,6 +80,7 @@ rule attention_drift:
         batch_size=config["attention"]["batch_size"],
         max_length=config["max_length"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/attention_drift.py"
 

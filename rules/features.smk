@@ -62,6 +62,7 @@ rule feature_attention:
         max_examples=config["attention"]["max_examples"],
         sample_seed=config["attention"]["seed"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/feature_attention.py"
 

@@ -26,6 +26,7 @@ rule finetune:
         settings=TRAINING_SETTINGS,
         max_length=config["max_length"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/finetune.py"
 
@@ -58,5 +59,6 @@ rule evaluate:
         max_length=config["max_length"],
         batch_size=config["evaluation"]["batch_size"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/evaluate.py"

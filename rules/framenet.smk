@@ -56,6 +56,7 @@ rule framenet_heads:
         percentile=config["framenet"]["percentile"],
         example_sentence=config["framenet"]["example"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/framenet_heads.py"
 

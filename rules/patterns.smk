@@ -37,6 +37,7 @@ rule export_maps:
         max_length=config["max_length"],
         batch_size=config["patterns"]["batch_size"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/export_maps.py"
 
@@ -68,6 +69,7 @@ rule train_pattern_cnn:
     params:
         settings=config["patterns"]["cnn"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/train_pattern_cnn.py"
 
@@ -93,6 +95,7 @@ rule classify_maps:
     params:
         thresholds=config["patterns"]["thresholds"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/classify_maps.py"
 
@@ -120,6 +123,7 @@ rule pattern_classes:
         max_length=config["max_length"],
         batch_size=config["patterns"]["batch_size"],
         device=config["device"],
+        precision=config["precision"],
     script:
         "../scripts/pattern_classes.py"
 

@@ -77,6 +77,7 @@ def run_finetune(folder: Path, pretrained: Path, train: Path, condition: str, se
         settings=SETTINGS,
         max_length=MAX_LENGTH,
         device="cpu",
+        precision="float32",
         checkpoint=trained.checkpoint,
         training_log=trained.training_log,
     )

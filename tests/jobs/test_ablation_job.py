@@ -35,6 +35,7 @@ def run_sweep(
         batch_size=8,
         variants_per_pass=2,
         device="cpu",
+        precision="float32",
         table=table,
         predictions=table.with_name(f"{table.stem}-predictions.parquet"),
         named_mask=named_mask,

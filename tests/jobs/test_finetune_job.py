@@ -96,6 +96,7 @@ def run_evaluate(
         batch_size=8,
         seed=seed,
         device="cpu",
+        precision="float32",
         scores=out,
         predictions=out.with_name(f"{out.stem}-predictions.parquet"),
     )

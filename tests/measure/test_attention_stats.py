@@ -422,6 +422,7 @@ def test_stats_job_writes_the_sorted_long_table(tiny_inputs, tmp_path, condition
         level=level,
         max_length=32,
         device="cpu",
+        precision="float32",
         table=output,
     )
     attention_stats(job, LOGGER)
@@ -464,6 +465,7 @@ def test_drift_job_of_identical_models(tiny_inputs, tmp_path):
         batch_size=4,
         max_length=32,
         device="cpu",
+        precision="float32",
         table=output,
     )
     attention_drift(job, LOGGER)

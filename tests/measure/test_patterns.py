@@ -579,6 +579,7 @@ def test_pattern_classes_job_applies_the_rules(tmp_path: Path) -> None:
             max_length=64,
             batch_size=8,
             device="cpu",
+            precision="float32",
             table=output,
         )
 
@@ -707,6 +708,7 @@ def test_annotation_round_trip_over_http_feeds_training(tmp_path: Path) -> None:
         labels=labels_path,
         settings=settings,
         device="cpu",
+        precision="float32",
         cnn=out / "model.pt",
         metrics=out / "metrics.parquet",
         predictions=out / "predictions.parquet",

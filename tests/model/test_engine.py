@@ -183,3 +183,30 @@ def test_bad_intervention_is_refused(model, inputs):
         Intervention(disabled(3), "half")
     with pytest.raises(ValueError, match="2 rows but the batch has 3"):
         engine_outputs(model, Controls(Intervention(disabled(2), "uniform")), **inputs)
+
+
+def test_inference_is_float32_unless_bf16_is_asked_for_on_cuda() -> None:
+    """The precision of scoring, sweeps and attention passes (config key precision): float32 by
+    default on every device; bf16 autocast only on CUDA when asked; bf16 on a CPU is an error."""
+    import contextlib
+    import contextvars
+
+    from headlab.model.inference import inference_autocast, set_inference_precision
+
+    def under(precision: str | None, device: str) -> object:
+        def run() -> object:
+            if precision is not None:
+                set_inference_precision(precision, torch.device(device))
+            return inference_autocast(torch.device(device))
+
+        return contextvars.copy_context().run(run)
+
+    assert isinstance(under(None, "cuda"), contextlib.nullcontext)  # the default: float32
+    assert isinstance(under("float32", "cuda"), contextlib.nullcontext)
+    assert isinstance(under(None, "cpu"), contextlib.nullcontext)
+    bf16 = under("bf16", "cuda")
+    assert isinstance(bf16, torch.autocast) and bf16.fast_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="bf16 needs a CUDA device"):
+        under("bf16", "cpu")
+    with pytest.raises(ValueError, match="valid: float32, bf16"):
+        under("fp16", "cuda")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from headlab.workflow.checks import ConfigError, check_config
+from headlab.workflow.checks import ConfigError, check_config, check_renamed_keys
 from tiny import write_tiny_glue, write_tiny_model
 from workflow_helpers import tiny_workflow_config, with_changes
 
@@ -184,3 +184,14 @@ def test_renamed_finetune_seed_names_its_replacement() -> None:
     with pytest.raises(ConfigError, match=r"finetune\.seed is no longer a key: use finetune\.seeds"):
         check_renamed_keys({"finetune": {"seed": 42}})
     check_renamed_keys({"finetune": {"seeds": [42]}})
+
+
+def test_bf16_inference_needs_cuda(config: dict[str, Any]) -> None:
+    message = only_problem(with_changes(config, device="cpu", precision="bf16"))
+    assert message == "precision: bf16 needs a CUDA device, but device is cpu; use float32"
+    check_config(with_changes(config, device="cpu", precision="float32"))
+
+
+def test_the_old_patterns_variant_key_names_its_new_name(config: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"patterns\.variant is no longer a key: use patterns\.condition"):
+        check_renamed_keys(with_changes(config, patterns={"variant": "finetuned"}))

@@ -149,6 +149,17 @@ def _root(variance: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(variance, 0.0, None))
 
 
+def _combine(task_v: np.ndarray, head_v: np.ndarray) -> np.ndarray:
+    if VARIANT in ("clip", "signed"):
+        return (_root(head_v) - _root(task_v)).mean(axis=1)
+    if VARIANT == "quad":
+        d = (head_v - task_v).mean(axis=1)
+        return np.sign(d) * np.sqrt(np.abs(d))
+    if VARIANT == "rms":
+        return np.sqrt(np.clip(head_v.mean(axis=1), 0, None)) - np.sqrt(np.clip(task_v.mean(axis=1), 0, None))
+    raise ValueError(VARIANT)
+
+
 def _share_noise(sums: list[np.ndarray], examples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(share, its sampling variance) of a ratio of sums over examples: sums (x, x^2, x m, m,
     m^2) of the maps x in a class and all maps m, `examples` with a map; the variance is
@@ -206,14 +217,12 @@ def patterns_repeat_claim(inputs: ClaimInputs) -> dict[str, object]:
     ones = [np.ones((1, c.shape[0])) for c in counts]
     task_var, task_noise, head_var, head_noise = _variances(counts, ones)  # (1, C) each
     across_task, across_head = _root(task_var - task_noise), _root(head_var - head_noise)  # (1, C) each
-    observed = float((across_head - across_task).mean())
+    observed = float(_combine(task_var - task_noise, head_var - head_noise)[0])
     rng = np.random.default_rng([inputs.settings.seed, 4101])
     replicates = []
     for weights in weight_blocks(rng, inputs.settings.resamples, [c.shape[0] for c in counts]):
         tv, tn, hv, hn = _variances(counts, weights)  # (b, C) each
-        head_part = _root(hv - hn - head_noise)  # (b, C)
-        task_part = _root(tv - tn - task_noise)  # (b, C)
-        replicates.append((head_part - task_part).mean(axis=1))  # (b,)
+        replicates.append(_combine(tv - tn - task_noise, hv - hn - head_noise))  # (b,)
     stacked = np.concatenate(replicates)[:, None]  # (B, 1)
     low, high = percentile_interval(stacked, inputs.settings.alpha)
     unit = Unit(

@@ -23,6 +23,7 @@ class Ablate:
     batch_size: int
     variants_per_pass: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     predictions: Path  # mask x example
     named_mask: tuple[str, list[str]] | None = None  # (name, heads) of ablate_mask; None: the sweep
@@ -65,7 +66,7 @@ def ablate(job: Ablate, logger: logging.Logger) -> None:
         name, named = job.named_mask
         masks = [baseline_mask(), parse_named_mask(name, list(named), layers, heads, key="ablation.masks")]
     encoded, batches = encoded_batches(tokenizer, job.dev, job.max_length, job.batch_size)
-    where = pick_device(job.device)
+    where = pick_device(job.device, job.precision)
     means = None
     if job.mode == "mean":
         if job.means is None:
@@ -104,6 +105,7 @@ def ablate(job: Ablate, logger: logging.Logger) -> None:
         "checkpoint": str(job.checkpoint),
         "max_length": job.max_length,
         "variants_per_pass": job.variants_per_pass,
+        "precision": job.precision,
     }
     write_table(predictions, job.predictions, metadata)
     write_table(table, job.table, metadata)
@@ -156,6 +158,7 @@ class HeadMeans:
     max_length: int
     batch_size: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     log: Path | None = None
     threads: int = 1
@@ -174,7 +177,7 @@ def head_means(job: HeadMeans, logger: logging.Logger) -> None:
     sample = read_sample(job.reference, job.settings["size"], job.settings["seed"])
     encoded = encode(tokenizer, sample, job.max_length)
     batches = eval_batches(encoded, job.batch_size, tokenizer.pad_token_id)
-    where = pick_device(job.device)
+    where = pick_device(job.device, job.precision)
     logger.info(
         "%s %s seed %d: means over %d %s examples",
         job.model,

@@ -26,6 +26,7 @@ class AttentionStats:
     level: str  # piece | word
     max_length: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     checkpoint: Path | None = None  # none for the pretrained condition
     seed: int | None = None  # fine-tuning seed of the checkpoint; none for the pretrained condition
@@ -53,7 +54,9 @@ def attention_stats(job: AttentionStats, logger: logging.Logger) -> dict[str, An
     from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    loaded = load_for_job(job.model, job.model_entry, job.condition, job.checkpoint, job.device)
+    loaded = load_for_job(
+        job.model, job.model_entry, job.condition, job.checkpoint, job.device, job.precision
+    )
     model, tokenizer, source, spec, where = (
         loaded.model,
         loaded.tokenizer,
@@ -119,6 +122,7 @@ class AttentionDrift:
     batch_size: int
     max_length: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     log: Path | None = None
     threads: int = 1
@@ -136,8 +140,8 @@ def attention_drift(job: AttentionDrift, logger: logging.Logger) -> None:
     from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    before = load_for_job(job.model, job.model_entry, PRETRAINED, None, job.device)
-    after = load_for_job(job.model, job.model_entry, FINETUNED, job.checkpoint, job.device)
+    before = load_for_job(job.model, job.model_entry, PRETRAINED, None, job.device, job.precision)
+    after = load_for_job(job.model, job.model_entry, FINETUNED, job.checkpoint, job.device, job.precision)
     pretrained, finetuned, tokenizer = before.model, after.model, after.tokenizer
     source, spec, where = before.source, before.spec, before.device
     if before.tokenizer.get_vocab() != tokenizer.get_vocab():

@@ -66,6 +66,7 @@ class FeatureAttention:
     max_examples: int | None
     sample_seed: int  # of the dev sample (attention.seed)
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     features: Path
     token_to_token: Path
     cls_attention: Path
@@ -94,7 +95,9 @@ def feature_attention(job: FeatureAttention, logger: logging.Logger) -> None:
     from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    loaded = load_for_job(job.model, job.model_entry, job.condition, job.checkpoint, job.device)
+    loaded = load_for_job(
+        job.model, job.model_entry, job.condition, job.checkpoint, job.device, job.precision
+    )
     model, tokenizer, spec, where = loaded.model, loaded.tokenizer, loaded.spec, loaded.device
     dev = read_sample(job.dev, job.max_examples, job.sample_seed)
     parsed = pl.read_parquet(job.parsed).filter(pl.col("row").is_in(dev["row"].implode()))

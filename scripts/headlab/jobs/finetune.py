@@ -21,6 +21,7 @@ class Finetune:
     settings: dict[str, Any]  # finetune.* but the seeds (headlab.model.finetune.TrainingSettings)
     max_length: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     checkpoint: Path
     training_log: Path
     log: Path | None = None
@@ -47,7 +48,7 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
     spec = ModelSpec.from_config(job.model, job.model_entry)
     model, tokenizer = load_for_task(spec, task, job.condition, settings.seed)
     examples = encode(tokenizer, pl.read_parquet(job.train), job.max_length)
-    where = pick_device(job.device)
+    where = pick_device(job.device, job.precision)
     logger.info(
         "fine-tuning %s (%s) on %s: %d examples, %s, device %s",
         job.model,
@@ -94,6 +95,7 @@ class Evaluate:
     max_length: int
     batch_size: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     scores: Path
     predictions: Path  # condition x example
     log: Path | None = None
@@ -116,7 +118,7 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
 
     task = get_task(job.task)
     spec = ModelSpec.from_config(job.model, job.model_entry)
-    where = pick_device(job.device)
+    where = pick_device(job.device, job.precision)
     models = {  # in headlab.conditions.CONDITIONS order
         PRETRAINED: load_for_task(spec, task, PRETRAINED, job.seed),
         SCRATCH: load_checkpoint(job.scratch),
@@ -134,7 +136,13 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
         scores[condition] = score(task, logits[condition], gold)
         logger.info("%s %s seed %d %s: %s", job.model, task.name, job.seed, condition, scores[condition])
     table = scores_table(job.model, task, job.seed, scores, len(gold))
-    metadata = {"model": job.model, "task": task.name, "seed": job.seed, "max_length": job.max_length}
+    metadata = {
+        "model": job.model,
+        "task": task.name,
+        "seed": job.seed,
+        "max_length": job.max_length,
+        "precision": job.precision,
+    }
     examples = example_keys(job.dev)
     predictions = predictions_table(job.model, task, job.seed, logits, gold, examples)
     write_table(predictions, job.predictions, metadata)

@@ -59,6 +59,7 @@ class FramenetHeads:
     average_over: str
     percentile: float
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     example: Path  # the output table of the example sentence's maps
     example_sentence: str | None = None  # framenet.example: the sentence shown (None: chosen)
@@ -81,7 +82,7 @@ def framenet_heads(job: FramenetHeads, logger: logging.Logger) -> None:
     from headlab.model.loading import load_for_job
     from headlab.runtime import progress_bar
 
-    loaded = load_for_job(job.model, job.model_entry, PRETRAINED, None, job.device)
+    loaded = load_for_job(job.model, job.model_entry, PRETRAINED, None, job.device, job.precision)
     model, tokenizer, spec, where = loaded.model, loaded.tokenizer, loaded.spec, loaded.device
     sentences = pl.read_parquet(job.sentences)
     n_sentences = sentences["sentence_id"].n_unique()

@@ -35,6 +35,7 @@ class ExportMaps:
     max_length: int
     batch_size: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     maps: Path
     stats: Path
     png: Path  # the folder of one PNG per map
@@ -58,7 +59,7 @@ def export_maps(job: ExportMaps, logger: logging.Logger) -> None:
 
     model, tokenizer = load_checkpoint(job.checkpoint)
     dev = pl.read_parquet(job.dev)
-    where = pick_device(job.device)
+    where = pick_device(job.device, job.precision)
     layers, heads = layer_count(model), head_count(model)
     logger.info(
         "%s %s seed %d: %d maps sampled (sample seed %d) of %d dev examples x %d layers x %d heads, "
@@ -122,6 +123,7 @@ class ClassifyMaps:
     stats: Path
     thresholds: dict[str, Any]
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     seed: int  # fine-tuning seed of the maps' model
     cnn: Path | None = None  # the CNN when patterns.labels is set; else the rules classify
@@ -147,7 +149,7 @@ def classify_maps(job: ClassifyMaps, logger: logging.Logger) -> None:
         from headlab.measure.pattern_cnn import load_cnn
         from headlab.model.loading import pick_device
 
-        where = pick_device(job.device)
+        where = pick_device(job.device, job.precision)
         cnn, size = load_cnn(job.cnn, where)
         if maps.height and int(maps["size"][0]) != size:
             raise ValueError(f"{job.maps}: maps are {maps['size'][0]}x, the CNN {job.cnn} expects {size}x")
@@ -166,6 +168,7 @@ class TrainPatternCnn:
     labels: Path
     settings: dict[str, Any]  # patterns.cnn.*
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     cnn: Path  # the output: the trained network
     metrics: Path
     predictions: Path
@@ -197,7 +200,7 @@ def train_pattern_cnn(job: TrainPatternCnn, logger: logging.Logger) -> None:
     logger.info(
         "%s: %d labelled maps (%s) of %d exported; %s", job.model, data.height, counts, maps.height, settings
     )
-    where = pick_device(job.device)
+    where = pick_device(job.device, job.precision)
     arrays = map_array(data)  # (maps, size, size)
 
     def on_epoch(epoch: int, loss: float) -> None:
@@ -232,6 +235,7 @@ class PatternClasses:
     max_length: int
     batch_size: int
     device: str
+    precision: str  # of the inference passes: float32 | bf16 (config key precision)
     table: Path
     cnn: Path | None = None  # with a CNN: the dev table and the condition's checkpoint too
     dev: Path | None = None
@@ -296,7 +300,9 @@ def _cnn_classes(job: PatternClasses, stats: Any, logger: logging.Logger) -> Any
     outside = sorted(set(examples) - set(dev["row"].to_list()))
     if outside:
         raise ValueError(f"{job.stats}: examples {outside[:5]} are not rows of {job.dev}")
-    loaded = load_for_job(job.model, job.model_entry, job.condition, job.checkpoint, job.device)
+    loaded = load_for_job(
+        job.model, job.model_entry, job.condition, job.checkpoint, job.device, job.precision
+    )
     model, tokenizer, where = loaded.model, loaded.tokenizer, loaded.device
     cnn, size = load_cnn(job.cnn, where)
     with progress_bar(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -12,10 +13,35 @@ from transformers import PreTrainedModel
 from headlab.model.batching import Batch, restore_order
 from headlab.model.engine import Controls, Observer, engine_attached, model_family
 
+PRECISIONS = ("float32", "bf16")
+# The precision of this process's inference passes (scoring, sweeps, attention): float32 unless
+# a job asks for bf16 (config key precision) through `set_inference_precision`.
+_INFERENCE_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "inference_precision", default="float32"
+)
+
+
+def set_inference_precision(precision: str, device: torch.device) -> None:
+    """Every later inference pass of this job runs in `precision`; bf16 only on CUDA (autocast),
+    an error elsewhere (on a CPU it is slower and less exact)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision is {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "bf16" and device.type != "cuda":
+        raise ValueError(f"precision: bf16 needs a CUDA device, not {device}; use float32 (the default)")
+    _INFERENCE_PRECISION.set(precision)
+
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA; full precision elsewhere (CPU bf16 is slower here and less exact)."""
+    """Training's precision: bf16 autocast on CUDA; full precision elsewhere (CPU bf16 is slower
+    here and less exact)."""
     if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def inference_autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """Inference's precision: float32, or bf16 autocast on CUDA where the job asked for it."""
+    if _INFERENCE_PRECISION.get() == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -26,7 +52,7 @@ def inference_session(model: PreTrainedModel, device: torch.device) -> Iterator[
     was_training = model.training
     model.to(device).eval()
     try:
-        with engine_attached(model), torch.inference_mode(), autocast_for(device):
+        with engine_attached(model), torch.inference_mode(), inference_autocast(device):
             yield model
     finally:
         model.train(was_training)

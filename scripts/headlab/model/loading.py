@@ -28,6 +28,7 @@ from transformers import (
 from headlab.conditions import check_condition, is_trained, starts_from_encoder
 from headlab.data.tasks import TaskSpec
 from headlab.model.families import UnsupportedModelError, check_config_supported
+from headlab.model.inference import set_inference_precision
 from headlab.model.specs import ModelLoadError, ModelSpec, check_checkpoint_dir
 
 
@@ -140,13 +141,18 @@ class JobModel:
 
 
 def load_for_job(
-    alias: str, entry: dict[str, Any], condition: str, checkpoint: str | Path | None, device: str
+    alias: str,
+    entry: dict[str, Any],
+    condition: str,
+    checkpoint: str | Path | None,
+    device: str,
+    precision: str,
 ) -> JobModel:
     """The one loading preamble of the jobs: the config entry's spec, the condition's model
-    (`load_condition`) and the device (`pick_device`)."""
+    (`load_condition`) and the device with the inference precision (`pick_device`)."""
     spec = ModelSpec.from_config(alias, entry)
     model, tokenizer, source = load_condition(spec, condition, checkpoint)
-    return JobModel(model, tokenizer, source, spec, pick_device(device))
+    return JobModel(model, tokenizer, source, spec, pick_device(device, precision))
 
 
 def check_same_family(spec: ModelSpec, checkpoint_model: PreTrainedModel) -> None:
@@ -159,10 +165,15 @@ def check_same_family(spec: ModelSpec, checkpoint_model: PreTrainedModel) -> Non
         )
 
 
-def pick_device(requested: str) -> torch.device:
-    """'auto' takes CUDA when present; 'cuda' without a GPU is an error, not a silent fallback."""
+def pick_device(requested: str, precision: str = "float32") -> torch.device:
+    """'auto' takes CUDA when present; 'cuda' without a GPU is an error, not a silent fallback.
+    The job's inference passes then run in `precision` (`set_inference_precision`: float32, or
+    bf16 on CUDA only)."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif requested.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("config key 'device' asks for CUDA but no CUDA device is available")
-    return torch.device(requested)
+    else:
+        device = torch.device(requested)
+    set_inference_precision(precision, device)
+    return device

@@ -87,6 +87,13 @@ def _model_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _precision_problems(config: Mapping[str, Any]) -> list[str]:
+    """precision bf16 needs CUDA (device cuda, or auto on a machine with a GPU: checked by the job)."""
+    if config.get("precision") == "bf16" and config.get("device") == "cpu":
+        return ["precision: bf16 needs a CUDA device, but device is cpu; use float32"]
+    return []
+
+
 def _seed_problems(config: Mapping[str, Any]) -> list[str]:
     finetune = config.get("finetune", {})
     chosen, seeds = finetune.get("analysis_seed"), finetune.get("seeds", [])
@@ -229,6 +236,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         + _cap_problems(config)
         + _mean_mode_problems(config)
         + _seed_problems(config)
+        + _precision_problems(config)
         + _pattern_condition_problems(config)
     )
     if problems:
