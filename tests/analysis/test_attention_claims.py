@@ -15,8 +15,11 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from headlab.analysis.attention_claims import cls_sep_claim, drift_claim, sst2_sep_claim
+from headlab.analysis.attention_claims import cls_sep_claim, drift_claim, pair_overlap_claim, sst2_sep_claim
+from headlab.analysis.claim_inputs import ClaimInputs
+from headlab.analysis.significance import StatisticsSettings
 from headlab.data.tasks import get_task
+from headlab.workflow.defaults import config_defaults
 
 LAYERS, HEADS, EXAMPLES = 4, 2, 30
 
@@ -162,3 +165,60 @@ def test_drift_claim_counts_tasks_and_seeds() -> None:
     assert "last two in 1/2 seeds" in str(row["ours"])
     nowhere = {"MRPC": drift_table("MRPC", 1, (1, 2)), "QQP": drift_table("QQP", 1, last)}
     assert drift_claim(["MRPC", "QQP"], nowhere)["verdict"] == "contradicted"  # QQP is the paper's exception
+
+
+def overlap_table(task: str, seed: int, pair: dict[tuple[int, int], float], rest: float) -> pl.DataFrame:
+    """Rule attention_stats' overlap rows of one seed: the heads in `pair` put that much on the
+    other sentence's shared words, every other head `rest` (example-to-example noise added)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for example in range(EXAMPLES):
+        noise = float(rng.normal(0.0, 0.01))
+        for layer in range(1, LAYERS + 1):
+            for head in range(1, HEADS + 1):
+                value = pair.get((layer, head), rest) + noise
+                rows.append((task, example, layer, head, "overlap", value, seed))
+    return pl.DataFrame(
+        rows, schema=["task", "example", "layer", "head", "stat", "value", "seed"], orient="row"
+    )
+
+
+def overlap_inputs(attention: dict[str, pl.DataFrame], **changes: object) -> ClaimInputs:
+    defaults = config_defaults("claims")
+    values: dict[str, object] = {
+        "model": "m",
+        "tasks": list(attention),
+        "pair_heads": ["L2-H1", "L4-H2"],
+        "pair_heads_named": True,
+        "modes": ["uniform"],
+        "agreement_threshold": defaults["agreement_threshold"],
+        "no_harm_margin": defaults["no_harm_margin"],
+        "settings": StatisticsSettings(resamples=300, permutations=1000, alpha=0.05, seed=0),
+        "attention": attention,
+        **changes,
+    }
+    return ClaimInputs(**values)  # type: ignore[arg-type]
+
+
+def test_pair_heads_overlap_against_every_head() -> None:
+    """The pair heads put 0.3 on shared words, the others 0.1: each pair head's excess over the
+    mean of all 8 heads is 0.3 - (2 x 0.3 + 6 x 0.1) / 8 = +15 points, in both tasks."""
+    pair = {(2, 1): 0.3, (4, 2): 0.3}
+    attention = {t: pl.concat([overlap_table(t, s, pair, 0.1) for s in (1, 2, 3)]) for t in ("STS-B", "RTE")}
+    row = pair_overlap_claim(overlap_inputs(attention))
+    assert row["verdict"] == "supported"
+    for name in ("STS-B L2-H1", "STS-B L4-H2", "RTE L2-H1", "RTE L4-H2"):
+        np.testing.assert_allclose(units_of(row)[name][0], 15.0, rtol=0, atol=0.051)
+    flat = {
+        t: pl.concat([overlap_table(t, s, {(2, 1): 0.02, (4, 2): 0.02}, 0.1) for s in (1, 2, 3)])
+        for t in attention
+    }
+    assert pair_overlap_claim(overlap_inputs(flat))["verdict"] == "contradicted"
+
+
+def test_pair_heads_overlap_needs_the_models_own_heads() -> None:
+    attention = {"RTE": overlap_table("RTE", 1, {}, 0.1)}
+    row = pair_overlap_claim(overlap_inputs(attention, pair_heads_named=False, shape=(6, 12)))
+    assert row["verdict"] == "not run" and "claims.pair_heads_by_model.m" in str(row["note"])
+    assert "6 x 12" in str(row["note"])
+    assert pair_overlap_claim(overlap_inputs({}, tasks=["SST-2"]))["verdict"] == "not run"

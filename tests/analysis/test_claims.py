@@ -490,6 +490,7 @@ PAPER_CLAIMS = {
     "layer_cost_small": "4.6",
     "framenet_either_head": "5",
     "pair_heads_matter": "5",
+    "pair_heads_overlap": "5",
     "heads_impact_differs": "abstract",
 }
 

@@ -75,23 +75,16 @@ def layer_claim(inputs: ClaimInputs, task: str, layer: int) -> dict[str, object]
     return units_claim(inputs, [task], lambda t: mask_unit(inputs, t, f"L{layer}"), +1)
 
 
-BERT_BASE_SHAPE = (12, 12)
-
-
-def pair_claim(inputs: ClaimInputs, named_for_model: bool) -> dict[str, object]:
+def pair_claim(inputs: ClaimInputs) -> dict[str, object]:
     """STS-B and RTE both rely on the same pair of heads: each head's delta below 0 in both.
     The paper's heads are BERT-base's indices: on another shape they name unrelated heads, so
     the claim runs only on a model of that shape or with heads named for the model."""
     heads = list(inputs.pair_heads)
     if inputs.statistics is None:
         return not_run({}, "no sweep statistics in the run (rule sweep_statistics)")
-    if not named_for_model and inputs.shape != BERT_BASE_SHAPE:
-        shape = "x".join(map(str, inputs.shape)) if inputs.shape else "unknown"
-        return not_run(
-            {},
-            f"{' and '.join(heads)} are BERT-base's (12 x 12) indices; {inputs.model} has {shape} heads: "
-            f"name its heads in claims.pair_heads_by_model.{inputs.model}",
-        )
+    problem = inputs.pair_heads_problem()
+    if problem is not None:
+        return not_run({}, problem)
     present = [t for t in ("STS-B", "RTE") if t in inputs.tasks]
     if not present:
         return not_run({}, "needs tasks STS-B and RTE (config key tasks)")

@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from headlab.analysis.claim_inputs import ClaimInputs
 from headlab.analysis.claim_rules import inference_unit, not_run, with_units
 from headlab.analysis.significance import Inference, pooled_inference, t_bounds, t_pvalues
 from headlab.data.tasks import get_task
+from headlab.heads import parse_name
 
 
 def _crossed(
@@ -157,3 +159,39 @@ def drift_claim(tasks: Sequence[str], drift: Mapping[str, pl.DataFrame]) -> dict
         "verdict": verdict,
         "note": "estimate: share of task x seed pairs where it holds",
     }
+
+
+def pair_overlap_claim(inputs: ClaimInputs) -> dict[str, object]:
+    """Sec. 5: the STS-B/RTE pair of heads attends to words that occur in both sentences. Per
+    task and pair head, per example: the head's `overlap` (attention from one sentence to the
+    other sentence's shared words, rule attention_stats) minus the mean over every head of the
+    model; the crossed interval over seeds and examples (direction +1)."""
+    problem = inputs.pair_heads_problem()
+    if problem is not None:
+        return not_run({}, problem)
+    present = [t for t in ("STS-B", "RTE") if t in inputs.tasks and t in inputs.attention]
+    if not present:
+        return not_run({}, "needs the attention statistics of STS-B or RTE (config key tasks)")
+    if not all("overlap" in set(inputs.attention[t]["stat"].unique().to_list()) for t in present):
+        return not_run({}, "the attention tables have no overlap statistic (rerun rule attention_stats)")
+    rng = np.random.default_rng([inputs.settings.seed, 9])
+    units = []
+    for task in present:
+        for name in inputs.pair_heads:
+            layer, head = parse_name(name)
+
+            def excess(table: pl.DataFrame, layer: int = layer, head: int | None = head) -> np.ndarray:
+                rows = table.filter(pl.col("stat") == "overlap")
+                every = rows.group_by("example").agg(pl.col("value").mean()).sort("example")  # (examples,)
+                own = rows.filter((pl.col("layer") == layer) & (pl.col("head") == head)).sort("example")
+                return own["value"].to_numpy() - every["value"].to_numpy()  # (examples,)
+
+            inference = _crossed(
+                _per_seed(inputs.attention[task], excess),
+                rng,
+                inputs.settings.resamples,
+                inputs.settings.alpha,
+            )
+            units.append(inference_unit(f"{task} {name}", inference))
+    missing = [t for t in ("STS-B", "RTE") if t not in present]
+    return with_units({}, units, +1, missing, inputs.settings.alpha)

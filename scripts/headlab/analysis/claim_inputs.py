@@ -14,6 +14,8 @@ import polars as pl
 from headlab.analysis.significance import StatisticsSettings
 from headlab.data.tasks import get_task
 
+BERT_BASE_SHAPE = (12, 12)  # (layers, heads) of the paper's model
+
 
 @dataclass(frozen=True)
 class ClaimInputs:
@@ -52,3 +54,15 @@ class ClaimInputs:
     def metric(self, task: str) -> str:
         """The metric the claims use for `task`: the paper's (figures.metric), else the primary."""
         return self.metrics.get(task) or get_task(task).primary_metric
+
+    def pair_heads_problem(self) -> str | None:
+        """Why the STS-B/RTE pair of heads cannot be checked on this model, or None: the paper's
+        heads are BERT-base's (12 x 12) indices, which name unrelated heads on another shape,
+        unless claims.pair_heads_by_model names the model's own pair."""
+        if self.pair_heads_named or self.shape == BERT_BASE_SHAPE:
+            return None
+        shape = " x ".join(map(str, self.shape)) if self.shape else "an unknown number of"
+        return (
+            f"{' and '.join(self.pair_heads)} are BERT-base's (12 x 12) indices; {self.model} has {shape} "
+            f"heads: name its heads in claims.pair_heads_by_model.{self.model}"
+        )

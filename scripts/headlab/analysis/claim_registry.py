@@ -285,7 +285,19 @@ REGISTRY: tuple[Claim, ...] = (
         "each head's delta on STS-B and RTE",
         BELOW.replace("task's", "task x head's"),
         "tasks STS-B, RTE; a 12 x 12 model or claims.pair_heads_by_model",
-        lambda i: ablation.pair_claim(i, i.pair_heads_named),
+        ablation.pair_claim,
+    ),
+    Claim(
+        "pair_heads_overlap",
+        "paper",
+        "5",
+        "the STS-B/RTE pair of heads attends to words that occur in both sentences",
+        NO_NUMBER,
+        "per example: the head's attention from one sentence to the other's shared words minus the "
+        "mean over every head (rule attention_stats, statistic overlap)",
+        ABOVE.replace("task's", "task x head's"),
+        "tasks STS-B, RTE; a 12 x 12 model or claims.pair_heads_by_model",
+        attention.pair_overlap_claim,
     ),
     Claim(
         "heads_impact_differs",

@@ -155,7 +155,7 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         framenet_heads=pl.read_parquet(job.framenet_heads) if job.framenet_heads else None,
         framenet_sentences=sentences,
         selection=pl.concat([pl.read_parquet(p) for p in job.selections]) if job.selections else None,
-        attention=by_task(job.attention, stats=["cls", "sep", "sep_first", "sep_second"]),
+        attention=by_task(job.attention, stats=["cls", "sep", "sep_first", "sep_second", "overlap"]),
         drift=by_task(job.drift),
         pair_heads=list(job.pair_heads),
         agreement=pl.concat([pl.read_parquet(p) for p in job.agreement]) if job.agreement else None,

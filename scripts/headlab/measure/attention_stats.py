@@ -23,6 +23,10 @@ stat                per-query number (query i), then the mean over real queries
 ``within_segment``  mass on the *content* tokens (neither [CLS] nor [SEP]) whose segment equals
                     the query's (the query's own sentence: the paper's "Block" pattern)
 ``across_segment``  mass on the content tokens of the other segment; NaN for single sentences
+``overlap``         mass on the *shared* tokens of the other segment (Sec. 5: words "that appear in
+                    both sentences"): content pieces, not punctuation, whose token id also occurs
+                    among the other segment's (`headlab.measure.tokens`); at most
+                    ``across_segment``; NaN for single sentences
 ``entropy``         entropy of the row in nats, ``-sum_k A[i,k] log A[i,k]`` over real keys
 ==================  ==============================================================================
 
@@ -39,9 +43,9 @@ the tokenizer's ``cls_token_id`` and ``sep_token_id``. A pair is an example with
 **Word level** (``level="word"``): word pieces are first pooled to words
 (`headlab.measure.word_pooling`: attention *to* a word is the sum over its pieces, *from* a word
 the mean over its pieces; [CLS] and [SEP] are words of their own), and the statistics above are
-computed on the pooled maps with word categories (a word is punctuation when all its pieces are;
-prev/next/self refer to words). Token categories (punctuation, [SEP] roles) are those of
-`headlab.measure.tokens`.
+computed on the pooled maps with word categories (a word is punctuation when all its pieces are,
+shared when one of them is; prev/next/self refer to words). Token categories (punctuation, [SEP]
+roles, shared tokens) are those of `headlab.measure.tokens`.
 
 The reduction runs on the device, batched over examples and heads: one matrix product of the
 map with a (key, category) matrix gives every key-category mass at once, the diagonals give
@@ -80,6 +84,7 @@ STATS = (
     "cls",
     "entropy",
     "next",
+    "overlap",
     "prev",
     "punct",
     "self",
@@ -92,11 +97,12 @@ LEVELS = ("piece", "word")
 STATS_SCHEMA = ATTENTION_STATS_SCHEMA  # the written table's, `headlab.io.schemas`
 EXAMPLES_PER_ROW_GROUP = 64
 
-# Columns of the (batch, key, category) matrix: these, then one "content of segment s" per segment.
+# Columns of the (batch, key, category) matrix: these, then one "content of segment s" per segment,
+# then one "shared token of segment s" per segment.
 KEY_CATEGORIES = ("cls", "sep", "sep_first", "sep_second", "punct")
 _COLUMN = {name: i for i, name in enumerate(KEY_CATEGORIES)}
 _STAT = {name: i for i, name in enumerate(STATS)}
-_PAIR_ONLY = [_STAT["sep_second"], _STAT["across_segment"]]
+_PAIR_ONLY = [_STAT["sep_second"], _STAT["across_segment"], _STAT["overlap"]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,27 +114,30 @@ _PAIR_ONLY = [_STAT["sep_second"], _STAT["across_segment"]]
 class Reduction:
     """What the statistics need of one batch's categories, prepared once and reused per layer."""
 
-    keys: torch.Tensor  # (batch, key, categories) float: KEY_CATEGORIES, then content per segment
+    keys: torch.Tensor  # (batch, key, categories) float: KEY_CATEGORIES, content, shared per segment
     real_keys: torch.Tensor  # (batch, key, 1) float
     segment: torch.Tensor  # (batch, query) long
     weights: torch.Tensor  # (batch, query, stats) float: which queries each stat averages over
     is_pair: torch.Tensor  # (batch,) bool
+    n_segments: int
 
     @classmethod
     def of(cls, categories: TokenCategories) -> Reduction:
         c = categories
         content = c.is_real & ~c.is_cls & ~c.is_sep  # (batch, key)
         segments = torch.arange(c.n_segments, device=c.segment.device)  # (segments,)
-        per_segment = content[:, :, None] & (c.segment[:, :, None] == segments)  # (batch, key, segments)
+        in_segment = c.segment[:, :, None] == segments  # (batch, key, segments)
+        per_segment = content[:, :, None] & in_segment  # (batch, key, segments)
+        shared = c.is_shared[:, :, None] & in_segment  # (batch, key, segments)
         fixed = torch.stack([c.is_cls, c.is_sep, c.sep_first, c.sep_second, c.is_punct], dim=-1)
-        keys = torch.cat([fixed, per_segment], dim=-1).float()  # (batch, key, categories)
+        keys = torch.cat([fixed, per_segment, shared], dim=-1).float()  # (batch, key, categories)
         real = c.is_real.float()  # (batch, query)
         has_prev = F.pad(real[:, :-1], (1, 0)) * real  # (batch, query): query i-1 is real
         has_next = F.pad(real[:, 1:], (0, 1)) * real  # (batch, query): query i+1 is real
         weights = real[:, :, None].repeat(1, 1, len(STATS))  # (batch, query, stats)
         weights[:, :, _STAT["prev"]] = has_prev
         weights[:, :, _STAT["next"]] = has_next
-        return cls(keys, real[:, :, None], c.segment, weights, c.is_pair)
+        return cls(keys, real[:, :, None], c.segment, weights, c.is_pair, c.n_segments)
 
 
 def reduce_attention(probs: torch.Tensor, reduction: Reduction) -> torch.Tensor:
@@ -139,15 +148,19 @@ def reduce_attention(probs: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     mass = torch.bmm(rows, reduction.keys).view(
         batch, heads, queries, -1
     )  # (batch, heads, query, categories)
-    seg_mass = mass[..., len(KEY_CATEGORIES) :]  # (batch, heads, query, segments)
+    first, segments = len(KEY_CATEGORIES), reduction.n_segments
+    seg_mass = mass[..., first : first + segments]  # (batch, heads, query, segments): content
+    shared_mass = mass[..., first + segments :]  # (batch, heads, query, segments): shared tokens
     own = reduction.segment[:, None, :, None].expand(batch, heads, queries, 1)  # (batch, heads, query, 1)
     within = seg_mass.gather(-1, own)[..., 0]  # (batch, heads, query)
+    own_shared = shared_mass.gather(-1, own)[..., 0]  # (batch, heads, query)
     entropy = torch.bmm(torch.special.entr(rows), reduction.real_keys)  # (batch, heads * query, 1)
     per_query = {
         "across_segment": seg_mass.sum(dim=-1) - within,
         "cls": mass[..., _COLUMN["cls"]],
         "entropy": entropy.view(batch, heads, queries),
         "next": F.pad(torch.diagonal(p, offset=1, dim1=-2, dim2=-1), (0, 1)),  # A[i, i+1]
+        "overlap": shared_mass.sum(dim=-1) - own_shared,
         "prev": F.pad(torch.diagonal(p, offset=-1, dim1=-2, dim2=-1), (1, 0)),  # A[i, i-1]
         "punct": mass[..., _COLUMN["punct"]],
         "self": torch.diagonal(p, dim1=-2, dim2=-1),
@@ -161,7 +174,7 @@ def reduce_attention(probs: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     means = total / reduction.weights.sum(dim=1)[:, None, :]  # (batch, heads, stats); 0/0 = NaN
     means[:, :, _PAIR_ONLY] = torch.where(
         reduction.is_pair[:, None, None], means[:, :, _PAIR_ONLY], float("nan")
-    )  # (batch, heads, 2)
+    )  # (batch, heads, pair-only stats)
     return means
 
 

@@ -15,6 +15,10 @@ One definition for every analysis:
 * **segment**: from the fast tokenizer's ``sequence_ids`` (`headlab.data.segments`: BERT's
   token_type_ids; RoBERTa's ``<s> A </s></s> B </s>`` -> 0 0 0 0 1 1), 0 on padding. Never the
   model's token_type_ids, which are zeros for RoBERTa.
+* **shared** (pairs only): a *content* piece (real, neither [CLS], [SEP] nor punctuation) whose
+  token id also occurs among the content pieces of the other segment: the words that "appear in
+  both sentences" (Sec. 5). By token id, so case and BPE's leading space count (``the`` and
+  ``Ġthe`` differ). All False for single sentences and padding.
 
 `TokenCategories` holds these as per-position masks of one batch, over word pieces or, after
 `headlab.measure.word_pooling.WordPooling.categories`, over words.
@@ -61,6 +65,7 @@ class TokenCategories:
     sep_second: torch.Tensor  # (batch, tokens) bool: the last [SEP] of a pair
     is_punct: torch.Tensor  # (batch, tokens) bool
     segment: torch.Tensor  # (batch, tokens) long: the analysis segment (headlab.data.segments)
+    is_shared: torch.Tensor  # (batch, tokens) bool: content piece whose id the other segment has too
     is_pair: torch.Tensor  # (batch,) bool: at least two [SEP]
     n_segments: int  # largest segment id + 1 (at least 1)
 
@@ -72,22 +77,29 @@ class TokenCategories:
         is_sep: torch.Tensor,
         is_punct: torch.Tensor,
         segment: torch.Tensor,
+        is_shared: torch.Tensor | None = None,
     ) -> TokenCategories:
-        """Categories from (batch, tokens) masks; the [SEP] roles follow from their order."""
+        """Categories from (batch, tokens) masks; the [SEP] roles follow from their order.
+        `is_shared` None: no shared tokens; it is kept only on content pieces of pairs."""
         is_real = is_real.bool()
         is_cls, is_sep = is_cls.bool() & is_real, is_sep.bool() & is_real
         rank = is_sep.long().cumsum(dim=-1)  # (batch, tokens): [SEP]s up to and including here
         n_sep = is_sep.sum(dim=-1, keepdim=True)  # (batch, 1)
         is_pair = n_sep[:, 0] >= 2  # (batch,)
         segment = segment.long() * is_real  # (batch, tokens), 0 on padding
+        is_punct = is_punct.bool() & is_real & ~is_cls & ~is_sep
+        if is_shared is None:
+            is_shared = torch.zeros_like(is_real)
+        content = is_real & ~is_cls & ~is_sep & ~is_punct  # (batch, tokens)
         return cls(
             is_real=is_real,
             is_cls=is_cls,
             is_sep=is_sep,
             sep_first=is_sep & (rank == 1),
             sep_second=is_sep & (rank == n_sep) & is_pair[:, None],
-            is_punct=is_punct.bool() & is_real & ~is_cls & ~is_sep,
+            is_punct=is_punct,
             segment=segment,
+            is_shared=is_shared.bool() & content & is_pair[:, None],
             is_pair=is_pair,
             n_segments=int(segment.max()) + 1 if segment.numel() else 1,
         )
@@ -103,8 +115,16 @@ class TokenCategories:
         sep_id: int,
     ) -> TokenCategories:
         """Categories of a batch of word pieces (all (batch, tokens)); `segments` are the analysis
-        segments (`headlab.model.batching.Batch.segments`), not the model's token_type_ids."""
-        return cls.from_masks(attention_mask, input_ids == cls_id, input_ids == sep_id, is_punct, segments)
+        segments (`headlab.model.batching.Batch.segments`), not the model's token_type_ids; shared
+        pieces are compared by id within each example."""
+        is_real = attention_mask.bool()
+        is_cls, is_sep = input_ids == cls_id, input_ids == sep_id  # (batch, tokens)
+        content = is_real & ~is_cls & ~is_sep & ~is_punct.bool()  # (batch, tokens)
+        same_id = input_ids[:, :, None] == input_ids[:, None, :]  # (batch, token, other token)
+        other_segment = segments[:, :, None] != segments[:, None, :]  # (batch, token, other token)
+        match = same_id & other_segment & content[:, :, None] & content[:, None, :]  # (batch, t, t)
+        is_shared = match.any(dim=-1)  # (batch, tokens)
+        return cls.from_masks(is_real, is_cls, is_sep, is_punct, segments, is_shared)
 
     def to(self, device: torch.device | str) -> TokenCategories:
         moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}

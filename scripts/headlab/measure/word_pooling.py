@@ -8,8 +8,8 @@ word (attention *to* a word is the sum over its pieces), and ``M = S / pieces pe
 
     P_word = M @ A @ S^T          # (batch, heads, words, words), rows still sum to 1
 
-A word is [CLS] / [SEP] when one of its pieces is, punctuation when all of them are, and its
-segment is its pieces' (`WordPooling.categories`).
+A word is [CLS] / [SEP] / shared (its text also in the other sentence) when one of its pieces
+is, punctuation when all of them are, and its segment is its pieces' (`WordPooling.categories`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class WordPooling:
         return pooled.transpose(1, 2).contiguous()  # (batch, heads, query word, key word)
 
     def categories(self, pieces: TokenCategories) -> TokenCategories:
-        """The word-level categories: a word is [CLS]/[SEP]/... when its pieces are (punct: all of them)."""
+        """The word-level categories: a word is [CLS]/[SEP]/shared when one of its pieces is,
+        punctuation when all of them are."""
         counts = self.to_words.sum(dim=-1)  # (batch, words)
 
         def pieces_in_word(mask: torch.Tensor) -> torch.Tensor:
@@ -68,6 +69,7 @@ class WordPooling:
             is_sep=pieces_in_word(pieces.is_sep) > 0,
             is_punct=is_real & (pieces_in_word(pieces.is_punct) == counts),
             segment=segment,
+            is_shared=pieces_in_word(pieces.is_shared) > 0,
         )
 
     def to(self, device: torch.device | str) -> WordPooling:
