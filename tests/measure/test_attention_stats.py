@@ -35,7 +35,7 @@ from headlab.measure.tokens import TokenCategories, is_punctuation
 from headlab.measure.word_pooling import WordPooling, piece_words
 from headlab.model.batching import encode, eval_batches
 from headlab.plots.drift import cell_label, drift_matrix, plot_drift
-from tiny import SPECIALS, WORDS, tiny_config, write_tiny_glue, write_tiny_model
+from tiny import SPECIALS, WORDS, tiny_config, tiny_tokenizer, write_tiny_glue, write_tiny_model
 
 NAN = float("nan")
 LOGGER = logging.getLogger("test_attention_stats")
@@ -92,6 +92,7 @@ HAND = {
         "next": 0.0,
         "within_segment": 3 / 6,  # q2 -> the, q3 -> ",", q5 -> dog
         "across_segment": 0.0,
+        "overlap": 0.0,  # "the ," and "dog" share no token
         "entropy": 0.0,
     },
     # pair, uniform head: 1/6 per key
@@ -106,6 +107,7 @@ HAND = {
         "next": 1 / 6,
         "within_segment": (4 * 2 / 6 + 2 * 1 / 6) / 6,  # segment-0 queries see 2 content keys, 1 for seg 1
         "across_segment": (4 * 1 / 6 + 2 * 2 / 6) / 6,
+        "overlap": 0.0,
         "entropy": math.log(6),
     },
     # single, previous-token head: queries 0..3 attend keys 0,0,1,2
@@ -120,6 +122,7 @@ HAND = {
         "next": 0.0,  # q0..q2
         "within_segment": 2 / 4,  # q2 -> cat, q3 -> "."
         "across_segment": NAN,
+        "overlap": NAN,
         "entropy": 0.0,
     },
     (1, 1): {
@@ -133,6 +136,7 @@ HAND = {
         "next": 1 / 4,
         "within_segment": 2 / 4,
         "across_segment": NAN,
+        "overlap": NAN,
         "entropy": math.log(4),
     },
 }
@@ -181,20 +185,44 @@ def reference_statistics(probs: torch.Tensor, c: TokenCategories) -> torch.Tenso
                     rows["next"].append(float(a[i, i + 1]))
                 rows["within_segment"].append(mass([k for k in content if c.segment[b, k] == seg]))
                 rows["across_segment"].append(mass([k for k in content if c.segment[b, k] != seg]))
+                rows["overlap"].append(
+                    mass([k for k in real if c.is_shared[b, k] and c.segment[b, k] != seg])
+                )
                 rows["entropy"].append(-sum(float(a[i, k] * math.log(a[i, k])) for k in real if a[i, k] > 0))
             for s, name in enumerate(STATS):
-                if name in ("sep_second", "across_segment") and not c.is_pair[b]:
+                if name in ("sep_second", "across_segment", "overlap") and not c.is_pair[b]:
                     continue
                 out[b, h, s] = sum(rows[name]) / len(rows[name])
     return out
 
 
-def random_batch(seed: int) -> tuple[torch.Tensor, TokenCategories]:
-    """Random maps over a batch of pairs and single sentences with padding and punctuation."""
+def shared_by_loop(ids: torch.Tensor, c: TokenCategories) -> torch.Tensor:
+    """(batch, tokens) bool: the content pieces (not punctuation) of a pair whose id a content
+    piece of the other segment has too, one pair of positions at a time."""
+    out = torch.zeros_like(c.is_real)
+    for b in range(ids.shape[0]):
+        n = ids.shape[1]
+        content = [
+            k
+            for k in range(n)
+            if c.is_real[b, k] and not (c.is_cls[b, k] or c.is_sep[b, k] or c.is_punct[b, k])
+        ]
+        for k in content:
+            out[b, k] = bool(c.is_pair[b]) and any(
+                ids[b, j] == ids[b, k] and c.segment[b, j] != c.segment[b, k] for j in content
+            )
+    return out
+
+
+def random_inputs(seed: int) -> tuple[torch.Tensor, ...]:
+    """Random maps (batch, heads, query, key) over a batch of pairs and single sentences with
+    padding, punctuation and repeated ids (few distinct ids, and each pair's first content token
+    repeated at the start of its second sentence, so the sentences share some), and the batch's
+    ids, segments, attention mask and punctuation (batch, tokens)."""
     generator = torch.Generator().manual_seed(seed)
     lengths, pairs = [9, 7, 5, 9], [True, False, True, False]
     width, heads = max(lengths), 3
-    ids = torch.randint(10, 40, (len(lengths), width), generator=generator)  # (batch, tokens)
+    ids = torch.randint(10, 16, (len(lengths), width), generator=generator)  # (batch, tokens)
     segments = torch.zeros_like(ids)
     mask = torch.zeros_like(ids)
     for b, (length, pair) in enumerate(zip(lengths, pairs, strict=True)):
@@ -205,10 +233,19 @@ def random_batch(seed: int) -> tuple[torch.Tensor, TokenCategories]:
             ids[b, middle] = SEP
             segments[b, middle + 1 : length] = 1
     punct = torch.rand(ids.shape, generator=generator) < 0.3  # (batch, tokens)
-    categories = TokenCategories.from_ids(ids, segments, mask, punct, CLS, SEP)
+    for b, (length, pair) in enumerate(zip(lengths, pairs, strict=True)):
+        if pair:
+            ids[b, length // 2 + 1] = ids[b, 1]
+            punct[b, [1, length // 2 + 1]] = False
     scores = torch.randn(len(lengths), heads, width, width, generator=generator) * 2
     scores = scores.masked_fill(~mask.bool()[:, None, None, :], -torch.inf)
-    return scores.softmax(dim=-1), categories  # (batch, heads, query, key)
+    return scores.softmax(dim=-1), ids, segments, mask, punct
+
+
+def random_batch(seed: int) -> tuple[torch.Tensor, TokenCategories]:
+    """Random maps over a batch of pairs and single sentences with padding and punctuation."""
+    probs, ids, segments, mask, punct = random_inputs(seed)
+    return probs, TokenCategories.from_ids(ids, segments, mask, punct, CLS, SEP)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -227,6 +264,120 @@ def test_masses_add_up_to_one():
     total = stats["cls"] + stats["sep"] + stats["within_segment"]
     total = total + torch.where(pair, stats["across_segment"], 0.0)
     torch.testing.assert_close(total, torch.ones_like(total), atol=1e-6, rtol=0)
+    overlap, across = stats["overlap"][categories.is_pair], stats["across_segment"][categories.is_pair]
+    assert bool((overlap >= -1e-6).all()) and bool((overlap <= across + 1e-6).all())  # a part of across
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared tokens and overlap (Sec. 5: words that appear in both sentences)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shared_tokens_and_overlap_equal_loops_on_random_maps(seed):
+    probs, ids, segments, mask, punct = random_inputs(seed)
+    c = TokenCategories.from_ids(ids, segments, mask, punct, CLS, SEP)
+    expected_shared = shared_by_loop(ids, c)
+    assert c.is_shared.tolist() == expected_shared.tolist()
+    assert bool(c.is_shared.any()) and not bool(c.is_shared[~c.is_pair].any())  # some; none in singles
+    got = reduce_attention(probs, Reduction.of(c))[..., STATS.index("overlap")].double()  # (batch, heads)
+    expected = torch.full(got.shape, NAN, dtype=torch.float64)
+    for b in range(probs.shape[0]):
+        real = [i for i in range(probs.shape[2]) if c.is_real[b, i]]
+        for h in range(probs.shape[1]):
+            per_query = [
+                sum(
+                    float(probs[b, h, i, k])
+                    for k in real
+                    if expected_shared[b, k] and segments[b, k] != segments[b, i]
+                )
+                for i in real
+            ]
+            if c.is_pair[b]:
+                expected[b, h] = sum(per_query) / len(per_query)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert torch.isnan(got[~c.is_pair]).all() and torch.isfinite(got[c.is_pair]).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_padded_batch_gives_the_statistics_of_each_example_alone(seed):
+    probs, ids, segments, mask, punct = random_inputs(seed)
+    batched = reduce_attention(
+        probs, Reduction.of(TokenCategories.from_ids(ids, segments, mask, punct, CLS, SEP))
+    )
+    for b, n in enumerate(mask.sum(dim=-1).tolist()):
+        alone = TokenCategories.from_ids(ids[b:b + 1, :n], segments[b:b + 1, :n], mask[b:b + 1, :n],
+                                         punct[b:b + 1, :n], CLS, SEP)  # fmt: skip
+        expected = reduce_attention(probs[b : b + 1, :, :n, :n], Reduction.of(alone))[0]  # (heads, stats)
+        torch.testing.assert_close(batched[b], expected, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def tiny_ids(tokenizer, text_a: str, text_b: str | None) -> tuple[list[int], list[int]]:
+    encoded = tokenizer(text_a, text_b, return_token_type_ids=True)
+    return encoded["input_ids"], encoded["token_type_ids"]
+
+
+def test_shared_words_and_overlap_of_a_hand_built_pair():
+    """[CLS] the cat sat . [SEP] a cat ran . [SEP]: "cat" in both sentences ("." is punctuation),
+    and a padded single sentence [CLS] the cat sat . [SEP] with no other segment."""
+    tokenizer = tiny_tokenizer()
+    pair_ids, pair_types = tiny_ids(tokenizer, "the cat sat .", "a cat ran .")
+    single_ids, single_types = tiny_ids(tokenizer, "the cat sat .", None)
+    n, m = len(pair_ids), len(single_ids)
+    assert (
+        " ".join(tokenizer.convert_ids_to_tokens(pair_ids)) == "[CLS] the cat sat . [SEP] a cat ran . [SEP]"
+    )
+    ids = torch.tensor([pair_ids, single_ids + [0] * (n - m)])  # (2, 11)
+    segments = torch.tensor([pair_types, single_types + [0] * (n - m)])
+    mask = torch.tensor([[1] * n, [1] * m + [0] * (n - m)])
+    punct = ids == tokenizer.convert_tokens_to_ids(".")
+    c = TokenCategories.from_ids(ids, segments, mask, punct, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    assert c.is_shared.tolist() == [
+        [False, False, True, False, False, False, False, True, False, False, False],  # cat, cat
+        [False] * n,
+    ]
+    by_masks = TokenCategories.from_masks(mask, c.is_cls, c.is_sep, punct, segments, torch.ones_like(mask))
+    assert by_masks.is_shared.tolist() == [
+        [False, *[True] * 3, False, False, *[True] * 3, False, False],
+        [False] * n,
+    ]
+    assert not TokenCategories.from_masks(mask, c.is_cls, c.is_sep, punct, segments).is_shared.any()
+    # Head 0 attends one-hot to the second "cat" (position 7), head 1 to the first (position 2).
+    probs = torch.zeros(2, 2, n, n)  # (batch, heads, query, key)
+    probs[:, 0, :, 7], probs[:, 1, :, 2] = 1.0, 1.0
+    probs[1, :, :, :] = 0.0
+    probs[1, :, :, 2] = 1.0  # the single sentence: all on its "cat"
+    stats = stats_dict_array(reduce_attention(probs, Reduction.of(c)))
+    # The 6 queries of segment A ([CLS] the cat sat . [SEP]) see the other "cat" in head 0,
+    # the 5 of segment B in head 1.
+    assert stats["overlap"][0].tolist() == pytest.approx([6 / 11, 5 / 11], abs=1e-6)
+    assert stats["across_segment"][0].tolist() == pytest.approx([6 / 11, 5 / 11], abs=1e-6)
+    assert torch.isnan(stats["overlap"][1]).all()
+
+
+def test_a_shared_word_of_several_pieces_at_word_level():
+    """the dogs sat . / a dog ran .: pieces [CLS] the dog ##s sat . [SEP] a dog ran . [SEP]; the piece
+    "dog" is shared, "##s" not, so the word "dogs" is shared (one of its pieces is)."""
+    tokenizer = pieces_tokenizer()
+    table = pl.DataFrame({"row": [0], "text_a": ["the dogs sat ."], "text_b": ["a dog ran ."], "label": [0]})
+    tokens = tokenize_table(tokenizer, table, max_length=32, with_words=True)
+    assert tokenizer.convert_ids_to_tokens(tokens.encoded.input_ids[0])[2:4] == ["dog", "##s"]
+    (batch,) = eval_batches(tokens.encoded, 4, tokenizer.pad_token_id)
+    pieces, pooling = batch_categories(tokens, batch), batch_pooling(tokens, batch)
+    assert positions(pieces.is_shared[0]) == [2, 8]  # dog, dog
+    words = pooling.categories(pieces)
+    assert positions(words.is_shared[0]) == [2, 7]  # dogs, dog (words: [CLS] the dogs sat . [SEP] a dog ...)
+    n = len(tokens.encoded.input_ids[0])
+    probs = torch.zeros(1, 1, n, n)
+    probs[..., 3] = 1.0  # every query on "##s"
+    piece_stats = stats_dict(reduce_attention(probs, Reduction.of(pieces))[0, 0])
+    word_stats = stats_dict(reduce_attention(pooling.pool(probs), Reduction.of(words))[0, 0])
+    assert piece_stats["overlap"] == 0.0  # "##s" alone is not shared
+    assert word_stats["overlap"] == pytest.approx(5 / 11)  # the 5 words of segment B attend to "dogs"
+
+
+def positions(mask: torch.Tensor) -> list[int]:
+    return mask.nonzero().flatten().tolist()
 
 
 def stats_dict_array(stats: torch.Tensor) -> dict[str, torch.Tensor]:

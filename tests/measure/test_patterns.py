@@ -80,6 +80,20 @@ class Roles:
     sep_order: np.ndarray  # int: 0 not a [SEP], 1 the first [SEP], 2 the second, ...
     is_punct: np.ndarray  # bool: punctuation only, never a special token
     segment: np.ndarray  # int: token_type_id
+    token: np.ndarray  # int: the token's id (equal ids: the same word piece)
+
+    def shared(self) -> np.ndarray:
+        """(tokens,) bool: content tokens (not punctuation) of a pair whose id a content token of
+        the other segment has too, one pair of tokens at a time."""
+        n = self.is_cls.shape[0]
+        content = [k for k in range(n) if not (self.is_cls[k] or self.sep_order[k] or self.is_punct[k])]
+        out = np.zeros(n, dtype=bool)
+        if (self.sep_order > 0).sum() >= 2:
+            for k in content:
+                out[k] = any(
+                    self.token[j] == self.token[k] and self.segment[j] != self.segment[k] for j in content
+                )
+        return out
 
     def categories(self) -> TokenCategories:
         """The categories of attention_stats (a batch of one example)."""
@@ -89,6 +103,7 @@ class Roles:
             is_sep=torch.from_numpy(self.sep_order > 0)[None],
             is_punct=torch.from_numpy(self.is_punct)[None],
             segment=torch.from_numpy(self.segment)[None],
+            is_shared=torch.from_numpy(self.shared())[None],
         )
 
 
@@ -98,11 +113,13 @@ def roles_of_tokens(tokens: list[str], token_type_ids: list[int]) -> Roles:
     is_sep = np.array([t == "[SEP]" for t in tokens], dtype=bool)
     sep_order = np.where(is_sep, np.cumsum(is_sep), 0).astype(np.int64)
     is_punct = np.array([is_punctuation(t) for t in tokens], dtype=bool) & ~is_cls & ~is_sep
-    return Roles(is_cls, sep_order, is_punct, np.asarray(token_type_ids, dtype=np.int64))
+    token = np.unique(np.array(tokens), return_inverse=True)[1].astype(np.int64)  # equal strings, equal ids
+    return Roles(is_cls, sep_order, is_punct, np.asarray(token_type_ids, dtype=np.int64), token)
 
 
 def roles_for(n: int, paired: bool) -> Roles:
-    """[CLS] w w ... [SEP] (w ... [SEP]) with a "." before each [SEP]; segment 1 after the first [SEP]."""
+    """[CLS] w w ... [SEP] (w ... [SEP]) with a "." before each [SEP]; segment 1 after the first [SEP];
+    the words cycle through 5 ids, so the two sentences of a pair share some."""
     is_cls = np.zeros(n, dtype=bool)
     is_cls[0] = True
     sep = np.zeros(n, dtype=np.int64)
@@ -114,7 +131,8 @@ def roles_for(n: int, paired: bool) -> Roles:
         punct[position - 1] = True
     if paired:
         segment[n // 2 + 1 :] = 1
-    return Roles(is_cls, sep, punct, segment)
+    token = 10 + np.arange(n) % 5
+    return Roles(is_cls, sep, punct, segment, token)
 
 
 def synthetic_map(kind: str, n: int, rng: np.random.Generator, paired: bool = True, noise: float = 0.05):
@@ -148,6 +166,7 @@ def reference_statistics(weights: np.ndarray, roles: Roles) -> dict[str, float]:
     n = weights.shape[0]
     n_sep = int((roles.sep_order > 0).sum())
     content = (roles.sep_order == 0) & ~roles.is_cls
+    shared = roles.shared()
     sums = dict.fromkeys(STATS, 0.0)
     for q in range(n):
         row = weights[q]
@@ -163,6 +182,7 @@ def reference_statistics(weights: np.ndarray, roles: Roles) -> dict[str, float]:
         sums["across_segment"] += (
             row[content & (roles.segment != roles.segment[q])].sum() if n_sep >= 2 else np.nan
         )
+        sums["overlap"] += row[shared & (roles.segment != roles.segment[q])].sum() if n_sep >= 2 else np.nan
         sums["entropy"] -= sum(p * np.log(p) for p in row if p > 0)
     means = {name: value / n for name, value in sums.items()}
     means["prev"], means["next"] = sums["prev"] / (n - 1), sums["next"] / (n - 1)  # queries with a neighbour
@@ -197,7 +217,8 @@ def test_attention_stats_of_maps_of_each_class_match_a_loop_reference(paired: bo
             np.testing.assert_allclose(
                 got[i, s].double().item(), expected[name], rtol=1e-5, atol=1e-6, err_msg=name
             )
-    pair_only = [STATS.index("sep_second"), STATS.index("across_segment")]
+    pair_only = [STATS.index(name) for name in ("sep_second", "across_segment", "overlap")]
+    assert roles.shared().any() == paired  # overlap has shared words to weigh
     assert bool(torch.isnan(got[:, pair_only]).all()) != paired
 
 

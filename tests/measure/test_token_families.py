@@ -147,16 +147,27 @@ def test_missing_token_types_are_zeros_and_slow_tokenizers_are_refused():
 # ---------------------------------------------------------------------------------------------
 
 PAIRS = [PAIR, ("the dogs ran", "the cat , the dog ."), ("a cat !", "dog")]
-# Hand-written categories of PAIRS under the BPE tokenizer (pieces in the comments).
+# Hand-written categories of PAIRS under the BPE tokenizer (pieces in the comments); shared: the
+# content pieces whose id the other sentence has too (by id: "the" and "Ġthe" differ).
 HAND = [
     # <s> the Ġcat Ġ, Ġsat Ġ. </s> </s> a Ġdog , Ġ! </s>
-    {"segments": [0] * 8 + [1] * 5, "punct": [3, 5, 10, 11], "cls": [0], "sep": [6, 7, 12]},
+    {"segments": [0] * 8 + [1] * 5, "punct": [3, 5, 10, 11], "cls": [0], "sep": [6, 7, 12], "shared": []},
     # <s> the Ġdog s Ġran </s> </s> the Ġcat Ġ, Ġthe Ġdog Ġ. </s>
-    {"segments": [0] * 7 + [1] * 7, "punct": [9, 12], "cls": [0], "sep": [5, 6, 13]},
+    {"segments": [0] * 7 + [1] * 7, "punct": [9, 12], "cls": [0], "sep": [5, 6, 13], "shared": [1, 2, 7, 11]},
     # <s> a Ġcat Ġ! </s> </s> dog </s>
-    {"segments": [0] * 6 + [1] * 2, "punct": [3], "cls": [0], "sep": [4, 5, 7]},
+    {"segments": [0] * 6 + [1] * 2, "punct": [3], "cls": [0], "sep": [4, 5, 7], "shared": []},
 ]
-CHECKED = ("cls", "sep", "sep_first", "sep_second", "punct", "within_segment", "across_segment", "self")
+CHECKED = (
+    "cls",
+    "sep",
+    "sep_first",
+    "sep_second",
+    "punct",
+    "within_segment",
+    "across_segment",
+    "overlap",
+    "self",
+)
 
 
 def hand_statistics(attention: np.ndarray, hand: dict[str, list[int]]) -> dict[str, np.ndarray]:
@@ -174,6 +185,9 @@ def hand_statistics(attention: np.ndarray, hand: dict[str, list[int]]) -> dict[s
     same = segment[:, None] == segment[None, :]  # (query, key)
     per_query["within_segment"] = (attention * (same & ~special)[None]).sum(-1)
     per_query["across_segment"] = (attention * (~same & ~special)[None]).sum(-1)
+    shared = np.zeros(n, dtype=bool)
+    shared[hand["shared"]] = True
+    per_query["overlap"] = (attention * (~same & shared[None, :])[None]).sum(-1)  # shared keys of the other
     per_query["self"] = np.diagonal(attention, axis1=-2, axis2=-1)
     total = per_query["cls"] + per_query["sep"] + per_query["within_segment"] + per_query["across_segment"]
     np.testing.assert_allclose(total, 1.0, rtol=0, atol=1e-5)  # every real query
@@ -187,6 +201,11 @@ def test_statistics_pass_on_a_tiny_roberta_equals_a_hand_computation():
     tokens = tokenize_table(tokenizer, pair_table(PAIRS), max_length=32, with_words=True)
     assert tokens.encoded.segments == [h["segments"] for h in HAND]
     assert tokens.encoded.token_type_ids == [[0] * len(h["segments"]) for h in HAND]
+    for batch in eval_batches(tokens.encoded, 2, tokenizer.pad_token_id):  # padded as in the pass
+        shared = batch_categories(tokens, batch).is_shared
+        assert [positions(shared[i]) for i in range(len(batch.rows))] == [
+            HAND[r]["shared"] for r in batch.rows
+        ]
     got = statistics_pass(model, tokens, batch_size=2, device="cpu", pad_id=tokenizer.pad_token_id)
     assert got.shape == (3, 2, 4, len(STATS))  # (examples, layers, heads, stats)
 
@@ -199,6 +218,8 @@ def test_statistics_pass_on_a_tiny_roberta_equals_a_hand_computation():
                 np.testing.assert_allclose(
                     got[e, layer, :, STATS.index(name)], expected[name], rtol=1e-5, atol=1e-6, err_msg=name
                 )
+    overlap = got[..., STATS.index("overlap")]  # (examples, layers, heads)
+    assert (overlap[1] > 0).all() and (overlap[[0, 2]] == 0).all()  # only example 1 shares pieces
 
     def stat(values: np.ndarray, name: str) -> np.ndarray:
         return values[..., STATS.index(name)]
