@@ -779,7 +779,7 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
     # What the crash left: the training log (renamed before the checkpoint), no checkpoint under
     # its name, and its complete staged copy under the hidden temporary name.
     assert not checkpoint.exists(), "the checkpoint appeared before its rename"
-    assert (workdir / relative / "training-pretrained.parquet").is_file()
+    assert (workdir / relative / "training-finetuned.parquet").is_file()
     leftovers = hidden_files(workdir / "results")
     assert [str(p) for p in leftovers] == [staged], leftovers
     assert (Path(staged) / "model.safetensors").stat().st_size > 0
@@ -788,8 +788,8 @@ def test_killed_job_rerun_equals_an_uninterrupted_run(tiny_run: TinyRun, tmp_pat
     require_success(snakemake(workdir, "--unlock", configfile=tiny_run.configfile))
     mode = tiny_run.config["ablation"]["modes"][0]
     compared = [
-        relative / "training-pretrained.parquet",
-        relative / "training-random.parquet",
+        relative / "training-finetuned.parquet",
+        relative / "training-scratch.parquet",
         relative / "scores.parquet",
         relative / "ablation" / mode / "sweep.parquet",
     ]
@@ -850,7 +850,7 @@ def test_minilm_learns_real_sst2(tmp_path: Path, glue_dir: Path) -> None:
     assert sweep["mask"].n_unique() == 1 + layers * heads + layers
     assert set(sweep["n_examples"]) == {48}
     assert sweep["value"].is_finite().all()
-    log = pl.read_parquet(seed_dir / "training-pretrained.parquet")
+    log = pl.read_parquet(seed_dir / "training-finetuned.parquet")
     assert log.height == 20
 
     dev = pl.read_parquet(workdir / "resources" / "glue" / "SST-2" / "dev.parquet")
