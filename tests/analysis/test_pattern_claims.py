@@ -1,12 +1,16 @@
 """The pattern-class claims (Sec. 4.1) on synthetic pattern tables whose answer is known.
 
-Repeat claim: heads with a fixed class in every example and task have an across-task spread of
-0 and an across-head spread of sqrt(f (1 - f)) per class (f: the share of heads in the class),
-so the estimate is exact and its bootstrap interval has zero width (supported); tasks whose
-heads all share one class, a different one per task, give the reverse (contradicted); a
-2-example, 2-head hand computation gives -5 points. Heterogeneous share: constant shares per
-example give zero-width intervals, so the verdict and the size against the paper's MRPC 32 %
-and QQP 61 % are known; examples that alternate give an interval around their mean."""
+Repeat claim: heads with a fixed class in every example and task have no sampling noise, an
+across-task spread of 0 and an across-head spread of sqrt(f (1 - f)) per class (f: the share of
+heads in the class), so the estimate is exact and its bootstrap interval has zero width
+(supported); tasks whose heads all share one class, a different one per task, give the reverse
+(contradicted); a 2-example, 2-head hand computation of the noise-corrected variances gives
+-15.6 points. Simulations: classes drawn at random for every map (no head or task structure)
+are rarely supported and average about 0 (the uncorrected spreads read about +5 points there
+and were supported every time); heads with genuinely different class mixes are supported.
+Heterogeneous share: constant shares per example give zero-width intervals, so the verdict and
+the size against the paper's MRPC 32 % and QQP 61 % are known; examples that alternate give an
+interval around their mean."""
 
 from __future__ import annotations
 
@@ -103,10 +107,19 @@ def test_one_class_per_task_contradicts() -> None:
 
 
 def test_repeat_estimate_by_hand() -> None:
-    """MRPC: e0 (V, D), e1 (V, V); RTE: e0 (B, H), e1 (V, B) for heads (1, 1), (1, 2).
-    Across tasks (|a - b| / 2): V 0.25, D 0.125, V+D 0, B 0.25, H 0.125. Across heads, mean of
-    MRPC (V 0.25, D 0.25) and RTE (V 0.25, B 0, H 0.25): V 0.25, D 0.125, B 0, H 0.125.
-    Differences 0, 0, 0, -0.25, 0: mean -0.05, -5 points."""
+    """MRPC: e0 (V, D), e1 (V, V); RTE: e0 (B, H), e1 (V, B) for heads (1, 1), (1, 2); k = 2
+    examples, so a head's noise is p (1 - p) / (k - 1) = p (1 - p) and a task's the variance
+    (ddof 1) of its examples' shares over 2.
+    MRPC: head shares V (1, .5), D (0, .5): variance .0625 each; head noise V (0, .25), D
+    (0, .25), mean .125; task shares V .75, D .25 from examples (.5, 1), (.5, 0): noise .0625
+    each; corrected across heads .0625 - (.125 - .0625) = 0 for V and D.
+    RTE: head shares V (.5, 0), B (.5, .5), H (0, .5): variance .0625, 0, .0625; head noise
+    mean V .125, B .25, H .125; task shares V .25, B .5, H .25 from examples V (0, .5),
+    B (.5, .5), H (.5, 0): noise .0625, 0, .0625; corrected V 0, B 0 - .25 = -.25, H 0.
+    Across heads (mean over tasks): B -.125, else 0: spread B -sqrt(.125) = -.354 (signed).
+    Across tasks (two tasks: (a - b)^2 / 4 - (1 - 1/2) x mean task noise): V .0625 - .03125 =
+    .03125, D .015625 - .015625 = 0, B .0625 - 0, H .015625 - .015625 = 0: spreads V .177, B .25.
+    Differences V -.177, B -.604, else 0: mean -(sqrt(2) 3 / 8 + 1 / 4) / 5 = -15.6 points."""
     short = {"V": "vertical", "D": "diagonal", "B": "block", "H": "heterogeneous"}
     classes = {"MRPC": [("V", "D"), ("V", "V")], "RTE": [("B", "H"), ("V", "B")]}
     patterns = {
@@ -114,8 +127,72 @@ def test_repeat_estimate_by_hand() -> None:
         for t, c in classes.items()
     }
     row = patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=patterns))
-    np.testing.assert_allclose(row["estimate"], -5.0, rtol=0, atol=1e-9)
-    assert "vertical 25.0/25.0" in str(row["ours"]) and "block 0.0/25.0" in str(row["ours"])
+    np.testing.assert_allclose(row["estimate"], -100 * (3 * np.sqrt(2) / 8 + 0.25) / 5, rtol=0, atol=1e-9)
+    assert "vertical 0.0/17.7" in str(row["ours"]) and "block -35.4/25.0" in str(row["ours"])
+
+
+def drawn_table(task: str, classes: np.ndarray) -> pl.DataFrame:
+    """A pattern table of class indices (examples, heads) into PATTERNS, 12 heads per layer."""
+    n, h = classes.shape
+    example, head = np.meshgrid(np.arange(n), np.arange(h), indexing="ij")  # (n, H) each
+    return pl.DataFrame(
+        {
+            "model": "m",
+            "task": task,
+            "condition": "finetuned",
+            "example": example.ravel(),
+            "layer": head.ravel() // 12 + 1,
+            "head": head.ravel() % 12 + 1,
+            "pattern": np.array(PATTERNS)[classes.ravel()],
+            "classifier": "rules",
+            "confidence": 1.0,
+        }
+    )
+
+
+def drawn_claim(
+    rng: np.random.Generator, shares: np.ndarray, tasks: int, examples: int, seed: int
+) -> dict[str, object]:
+    """The repeat claim on classes drawn independently for every map, head h's with the class
+    probabilities shares[h] (heads, classes) in every task."""
+    names = ["MRPC", "RTE", "QQP", "SST-2"][:tasks]
+    cumulative = np.cumsum(shares, axis=1)[None]  # (1, H, C)
+    patterns = {}
+    for task in names:
+        u = rng.random((examples, shares.shape[0], 1))  # (n, H, 1)
+        patterns[task] = drawn_table(task, np.minimum((u > cumulative).sum(axis=2), len(PATTERNS) - 1))
+    inputs = claim_inputs(tasks=names, patterns=patterns)
+    return patterns_repeat_claim(replace(inputs, settings=replace(inputs.settings, seed=seed)))
+
+
+def test_noise_is_not_supported() -> None:
+    """Null: 48 heads, 3 tasks, 40 examples, every map's class drawn with the same probabilities
+    (.1, .15, .2, .25, .3). "supported" needs the 95 % interval above 0, a one-sided test at
+    alpha / 2 = 2.5 %: in 30 runs a calibrated test exceeds 3 with probability
+    P(Binomial(30, .025) >= 4) = 0.007, whereas the uncorrected spreads were supported in all 30.
+    One run's estimate has an SD of about 1 point, so the mean of 30 has an SE of about 0.2:
+    it must lie within 1 point of 0 (the uncorrected spreads averaged about +5.4)."""
+    shares = np.tile([0.1, 0.15, 0.2, 0.25, 0.3], (48, 1))  # (H, C)
+    rows = [drawn_claim(np.random.default_rng([7, run]), shares, 3, 40, run) for run in range(30)]
+    supported = sum(row["verdict"] == "supported" for row in rows)
+    estimates = np.array([row["estimate"] for row in rows])
+    assert supported <= 3, supported
+    assert abs(estimates.mean()) < 1.0, estimates.mean()
+    assert not any(row["verdict"] == "contradicted" for row in rows)
+
+
+def test_heads_with_their_own_classes_are_supported() -> None:
+    """Power: half the heads mostly diagonal (.8, the other classes .05), half mostly vertical,
+    in every task: true spreads across heads .375 for vertical and diagonal, 0 for the rest,
+    across tasks 0, so the estimate is about 2 x .375 / 5 = 15 points."""
+    mostly = np.full((48, len(PATTERNS)), 0.05)
+    mostly[:24, PATTERNS.index("diagonal")] = 0.8
+    mostly[24:, PATTERNS.index("vertical")] = 0.8
+    for run in range(3):
+        row = drawn_claim(np.random.default_rng([8, run]), mostly, 3, 40, run)
+        assert row["verdict"] == "supported"
+        assert 0 < row["ci_low"] < row["estimate"] < row["ci_high"]
+        assert abs(row["estimate"] - 15.0) < 2.0, row["estimate"]
 
 
 def test_repeat_needs_two_tasks() -> None:
@@ -125,6 +202,11 @@ def test_repeat_needs_two_tasks() -> None:
     assert "at least two tasks" in str(row["note"]) and "config key tasks" in str(row["note"])
     empty = {"MRPC": one["MRPC"], "RTE": one["MRPC"].clear()}  # an empty table is no data
     assert patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=empty))["verdict"] == "not run"
+    single = {
+        t: pattern_table(t, lambda e, layer, head: by_head(layer, head), examples=1) for t in ("MRPC", "RTE")
+    }
+    row = patterns_repeat_claim(claim_inputs(tasks=["MRPC", "RTE"], patterns=single))
+    assert row["verdict"] == "not run" and "two examples or more per task" in str(row["note"])
 
 
 def constant_share(task: str, heterogeneous_heads: int, classifier: str = "rules") -> pl.DataFrame:

@@ -65,7 +65,8 @@ REGISTRY: tuple[Claim, ...] = (
         "4.1 / Figure 2",
         "self-attention patterns repeat across heads and tasks",
         NO_NUMBER,
-        "per class: spread (SD) of the class share over heads minus over tasks, mean over classes",
+        "per class: spread (SD, sampling noise removed) of the class share over heads minus over tasks, "
+        "mean over classes",
         "supported if the interval (bootstrap over examples) is above 0",
         "pattern classes of two tasks or more",
         patterns.patterns_repeat_claim,
