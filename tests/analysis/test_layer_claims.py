@@ -236,7 +236,11 @@ def framenet_rows(values: dict[tuple[str, str], tuple[float, float]]) -> list[di
     return [*rows, *(row(t, "L7-H3", -0.2, 0.001) for t in dict.fromkeys(k[0] for k in values))]
 
 
+MARGIN = 0.01  # these tests' no-harm margin: 1 point (the config's default is smaller)
+
+
 def either(values: dict[tuple[str, str], tuple[float, float]], **fields: Any) -> dict[str, object]:
+    fields = {"no_harm_margin": MARGIN, **fields}
     return framenet_either_head_claim(inputs_of(framenet_rows(values), framenet_heads=TOP, **fields))
 
 
@@ -264,19 +268,30 @@ def test_framenet_either_head_bonferroni_edge() -> None:
             if (t, h) != ("RTE", "L4-H1")
         ]
         rows.append(row("RTE", "L4-H1", -0.02, low=-0.04, high=0.0, p=p))
-        return framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP))["verdict"]
+        return framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP, no_harm_margin=MARGIN))[
+            "verdict"
+        ]
 
     assert verdict(0.0124) == "contradicted"
     assert verdict(0.0125) == "inconclusive"
     assert verdict(0.0126) == "inconclusive"
     # one task: m = 2, threshold 0.025
     rows = [row("RTE", "L2-H12", 0.0, 0.001), row("RTE", "L4-H1", -0.02, low=-0.04, high=0.0, p=0.02)]
-    assert framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP))["verdict"] == "contradicted"
+    assert (
+        framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP, no_harm_margin=MARGIN))["verdict"]
+        == "contradicted"
+    )
     # a NaN p-value: the interval alone (here not below 0) decides
     rows[1] = {**rows[1], "p_value": NAN}
-    assert framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP))["verdict"] == "inconclusive"
+    assert (
+        framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP, no_harm_margin=MARGIN))["verdict"]
+        == "inconclusive"
+    )
     rows[1] = {**rows[1], "ci_high": -0.001}
-    assert framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP))["verdict"] == "contradicted"
+    assert (
+        framenet_either_head_claim(inputs_of(rows, framenet_heads=TOP, no_harm_margin=MARGIN))["verdict"]
+        == "contradicted"
+    )
 
 
 def test_framenet_either_head_hand_computation_and_not_run() -> None:
