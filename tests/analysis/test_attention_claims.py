@@ -15,11 +15,10 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from claim_helpers import claim_inputs
 from headlab.analysis.attention_claims import cls_sep_claim, drift_claim, pair_overlap_claim, sst2_sep_claim
 from headlab.analysis.claim_inputs import ClaimInputs
-from headlab.analysis.significance import StatisticsSettings
 from headlab.data.tasks import get_task
-from headlab.workflow.defaults import config_defaults
 
 LAYERS, HEADS, EXAMPLES = 4, 2, 30
 
@@ -184,20 +183,15 @@ def overlap_table(task: str, seed: int, pair: dict[tuple[int, int], float], rest
 
 
 def overlap_inputs(attention: dict[str, pl.DataFrame], **changes: object) -> ClaimInputs:
-    defaults = config_defaults("claims")
-    values: dict[str, object] = {
-        "model": "m",
+    """The claims' inputs with the pair named for the model (L2-H1, L4-H2)."""
+    fields: dict[str, object] = {
         "tasks": list(attention),
         "pair_heads": ["L2-H1", "L4-H2"],
         "pair_heads_named": True,
-        "modes": ["uniform"],
-        "agreement_threshold": defaults["agreement_threshold"],
-        "no_harm_margin": defaults["no_harm_margin"],
-        "settings": StatisticsSettings(resamples=300, permutations=1000, alpha=0.05, seed=0),
         "attention": attention,
         **changes,
     }
-    return ClaimInputs(**values)  # type: ignore[arg-type]
+    return claim_inputs(**fields)
 
 
 def test_pair_heads_overlap_against_every_head() -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
 
+from claim_helpers import claim_inputs
 from headlab.analysis.claim_registry import REGISTRY, PaperNumber
 from headlab.analysis.claim_rules import VERDICTS, Unit, interval_verdict, with_units
 from headlab.analysis.claims import (
@@ -31,32 +31,7 @@ from headlab.analysis.claims import (
     claims_markdown,
     claims_table,
 )
-from headlab.analysis.significance import StatisticsSettings
 from headlab.heads import parse_name
-from headlab.workflow.defaults import config_defaults
-
-
-def claim_inputs(
-    *, resamples: int | None = None, permutations: int | None = None, **fields: Any
-) -> ClaimInputs:
-    """ClaimInputs with the config schema's claims.* and statistics.* defaults, `fields` and
-    fewer resamples or permutations where a test asks."""
-    claims = config_defaults("claims")
-    settings = StatisticsSettings.of(config_defaults("statistics"))
-    settings = replace(
-        settings,
-        resamples=resamples or settings.resamples,
-        permutations=permutations or settings.permutations,
-    )
-    defaults = {
-        "pair_heads": claims["pair_heads"],
-        "modes": config_defaults("ablation")["modes"],
-        "agreement_threshold": claims["agreement_threshold"],
-        "no_harm_margin": claims["no_harm_margin"],
-        "settings": settings,
-        "pair_heads_named": False,
-    }
-    return ClaimInputs(**{**defaults, **fields})
 
 
 def evaluation_predictions(task: str, better_share: float, seeds: list[int], n: int = 200) -> pl.DataFrame:

@@ -11,43 +11,20 @@ out."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import polars as pl
 
-from headlab.analysis.claim_inputs import ClaimInputs
+from claim_helpers import claim_inputs
 from headlab.analysis.feature_claims import (
     cls_final_sep_claim,
     features_negligible_claim,
     relation_heads_diagonal_claim,
 )
-from headlab.analysis.significance import StatisticsSettings
-from headlab.workflow.defaults import config_defaults
 
 RESAMPLES = 300
 LAYERS, HEADS = 2, 5
-
-
-def claim_inputs(**fields: Any) -> ClaimInputs:
-    """ClaimInputs with the config schema's claims.* and statistics.* defaults, `fields` and
-    RESAMPLES bootstrap resamples (as tests/analysis/test_claims.py builds them)."""
-    claims = config_defaults("claims")
-    settings = replace(StatisticsSettings.of(config_defaults("statistics")), resamples=RESAMPLES)
-    defaults = {
-        "model": "m",
-        "pair_heads": claims["pair_heads"],
-        "modes": config_defaults("ablation")["modes"],
-        "agreement_threshold": claims["agreement_threshold"],
-        "no_harm_margin": claims["no_harm_margin"],
-        "settings": settings,
-        "pair_heads_named": False,
-    }
-    known = {f.name for f in dataclasses.fields(ClaimInputs)}
-    return ClaimInputs(**{**{k: v for k, v in defaults.items() if k in known}, **fields})
 
 
 HEAD_KEYS = [(layer, head) for layer in range(1, LAYERS + 1) for head in range(1, HEADS + 1)]

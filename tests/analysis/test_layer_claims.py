@@ -6,7 +6,6 @@ exact hand computation per claim."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
+from claim_helpers import claim_inputs
 from headlab.analysis.claim_inputs import ClaimInputs
 from headlab.analysis.layer_claims import (
     COST,
@@ -24,28 +24,11 @@ from headlab.analysis.layer_claims import (
     layer_cost_small_claim,
     layer_helps_claim,
 )
-from headlab.analysis.significance import StatisticsSettings, t_bounds, t_pvalues
+from headlab.analysis.significance import t_bounds, t_pvalues
 from headlab.heads import parse_name
-from headlab.workflow.defaults import config_defaults
 
 ALPHA = 0.05
 NAN = float("nan")
-
-
-def claim_inputs(**fields: Any) -> ClaimInputs:
-    """ClaimInputs with the config schema's claims.* and statistics.* defaults (300 resamples)."""
-    claims = config_defaults("claims")
-    settings = replace(StatisticsSettings.of(config_defaults("statistics")), resamples=300)
-    defaults = {
-        "model": "m",
-        "pair_heads": claims["pair_heads"],
-        "pair_heads_named": False,
-        "modes": config_defaults("ablation")["modes"],
-        "agreement_threshold": claims["agreement_threshold"],
-        "no_harm_margin": claims["no_harm_margin"],
-        "settings": settings,
-    }
-    return ClaimInputs(**{**defaults, **fields})
 
 
 def row(

@@ -14,40 +14,18 @@ interval around their mean."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
 
-from headlab.analysis.claim_inputs import ClaimInputs
+from claim_helpers import claim_inputs
 from headlab.analysis.pattern_claims import heterogeneous_share_claim, patterns_repeat_claim
-from headlab.analysis.significance import StatisticsSettings
 from headlab.data.labels import PATTERNS
-from headlab.workflow.defaults import config_defaults
 
 RESAMPLES = 300
-
-
-def claim_inputs(**fields: Any) -> ClaimInputs:
-    """ClaimInputs with the config schema's claims.* and statistics.* defaults, `fields` and
-    RESAMPLES bootstrap resamples (as tests/analysis/test_claims.py builds them)."""
-    claims = config_defaults("claims")
-    settings = replace(StatisticsSettings.of(config_defaults("statistics")), resamples=RESAMPLES)
-    defaults = {
-        "model": "m",
-        "pair_heads": claims["pair_heads"],
-        "modes": config_defaults("ablation")["modes"],
-        "agreement_threshold": claims["agreement_threshold"],
-        "no_harm_margin": claims["no_harm_margin"],
-        "settings": settings,
-        "pair_heads_named": False,
-    }
-    known = {f.name for f in dataclasses.fields(ClaimInputs)}
-    return ClaimInputs(**{**{k: v for k, v in defaults.items() if k in known}, **fields})
 
 
 def pattern_table(
