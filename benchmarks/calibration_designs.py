@@ -158,6 +158,7 @@ def sweep_table(task: str, pred: np.ndarray, gold: np.ndarray, mode: str = "unif
         example=pl.Series(np.tile(np.arange(n, dtype=np.int64), seeds * masks)),
         prediction=pl.Series(pred.reshape(-1).astype(np.float64)),  # (seeds * masks * n,) seed-major
         label=pl.Series(np.tile(gold.astype(np.float64), seeds * masks)),
+        score=pl.lit(float("nan"), pl.Float64),  # no logits behind these predictions
     )
 
 

@@ -76,6 +76,7 @@ def seed_frame(
         "example": np.tile(np.arange(n, dtype=np.int64), len(masks)),
         "prediction": np.asarray(pred, dtype=np.float64).reshape(-1),
         "label": np.tile(gold.astype(np.float64), len(masks)),
+        "score": np.full(rows, np.nan),  # no logits behind these predictions
     }
     return pl.from_arrow(pa.Table.from_pydict(columns, schema=SWEEP_PREDICTIONS_SCHEMA))
 

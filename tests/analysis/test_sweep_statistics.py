@@ -103,6 +103,7 @@ def sweep_frame(masks: list[Mask], seeds: list[tuple[np.ndarray, np.ndarray]]) -
         "example": np.tile(np.arange(n, dtype=np.int64), len(masks) * len(seeds)),
         "prediction": np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1) for p, _ in seeds]),
         "label": np.concatenate([np.tile(gold.astype(np.float64), len(masks)) for _, gold in seeds]),
+        "score": np.full(total, np.nan),  # no logits behind these predictions
     }
     return pl.from_arrow(pa.Table.from_pydict(columns, schema=SWEEP_PREDICTIONS_SCHEMA))
 

@@ -432,3 +432,45 @@ def test_a_model_whose_layer_count_cannot_be_read_is_refused_by_the_config_check
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match=r"models\.b: model type 'bert': the config has no layer count"):
         model_dimensions(ModelSpec("b", "local", str(folder)))
+
+
+def test_gate_gradients_equal_finite_differences_of_the_score(family_model) -> None:
+    """Michel's gate gradient dL/dxi_h (the zero mode's estimate, `headlab.model.attribution`)
+    equals a central finite difference of the summed score under scaling the head's output by
+    1 +- eps, done by hand on its value projection (the output is linear in the values). ALBERT
+    shares its layer across depth, so scaling its weights gates the head at every depth."""
+    from headlab.model.attribution import attribution_pass, example_scores
+
+    name, model, case = family_model
+    batch = _batch()
+    batch = Batch(
+        batch.rows, batch.input_ids, batch.token_type_ids, batch.attention_mask, torch.tensor([0, 2, 1])
+    )
+    head = 1
+    zero = attribution_pass(model, [batch], 3, torch.device("cpu"), ["zero"], False)[
+        "zero"
+    ]  # (3, layers, heads)
+    gate_gradient = -zero[:, :, head].sum() if name == "albert" else -zero[:, 0, head].sum()  # dS/dxi
+    linear, rows = case.value(model, head)
+    saved_weight, saved_bias = linear.weight.detach().clone(), None
+    if linear.bias is not None:
+        saved_bias = linear.bias.detach().clone()
+    eps = 1e-3
+    totals = []
+    try:
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                linear.weight[rows] = saved_weight[rows] * (1 + sign * eps)
+                if saved_bias is not None:
+                    linear.bias[rows] = saved_bias[rows] * (1 + sign * eps)
+            logits = torch.from_numpy(_run(model.double(), batch, None))  # (3, labels)
+            totals.append(float(example_scores(logits, batch.labels, False).sum()))
+    finally:
+        model.float()
+        with torch.no_grad():
+            linear.weight.copy_(saved_weight)
+            if saved_bias is not None:
+                linear.bias.copy_(saved_bias)
+    finite_difference = (totals[0] - totals[1]) / (2 * eps)
+    assert abs(finite_difference) > 1e-3, f"{name}: the head has no effect on the score"
+    np.testing.assert_allclose(gate_gradient, finite_difference, rtol=2e-3, atol=1e-5, err_msg=name)

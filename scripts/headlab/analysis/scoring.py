@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+from scipy.special import logsumexp
 
 from headlab.analysis.metrics import compute_metrics, predictions_from_logits
 from headlab.conditions import CONDITIONS
@@ -45,11 +46,32 @@ ABLATION_SCHEMA = pa.schema(
 
 # Per-example outputs, so that every interval and test is recomputed from tables: `prediction`
 # is the predicted class index (as a float) or the regression output, `label` the gold value,
+# `score` the continuous per-example score (`example_scores`: log p(gold), or minus the squared
+# error; a delta of it is far less noisy than one of accuracy),
 # `example` the dev table's `row` (the key of an example in every table). Rules evaluate (key
 # "condition") and the sweeps (key "mask", with its kind, layer and head).
-PREDICTION_COLUMNS = [("example", pa.int64()), ("prediction", pa.float64()), ("label", pa.float64())]
+PREDICTION_COLUMNS = [
+    ("example", pa.int64()),
+    ("prediction", pa.float64()),
+    ("label", pa.float64()),
+    ("score", pa.float64()),
+]
 EVALUATION_PREDICTIONS_SCHEMA = pa.schema([*SEED_KEY, ("condition", pa.string()), *PREDICTION_COLUMNS])
 SWEEP_PREDICTIONS_SCHEMA = pa.schema([*MASK_KEY, *PREDICTION_COLUMNS])
+
+
+def example_scores(logits: np.ndarray, gold: np.ndarray, is_regression: bool) -> np.ndarray:
+    """(..., examples) score of each example from logits (..., examples, labels): the log-probability
+    of the gold class, or for regression minus the squared error (higher is better for both; the
+    loss of Michel et al. is its negative, `headlab.model.attribution`)."""
+    values = np.asarray(logits, dtype=np.float64)
+    if is_regression:
+        if values.shape[-1] != 1:
+            raise ValueError(f"regression logits must have one column, got {values.shape[-1]}")
+        return -((values[..., 0] - np.asarray(gold, dtype=np.float64)) ** 2)
+    log_probs = values - logsumexp(values, axis=-1, keepdims=True)  # (..., examples, labels)
+    index = np.broadcast_to(np.asarray(gold, dtype=np.int64)[..., None], (*values.shape[:-1], 1))
+    return np.take_along_axis(log_probs, index, axis=-1)[..., 0]
 
 
 def score(task: TaskSpec, logits: np.ndarray, gold: np.ndarray) -> dict[str, float]:
@@ -91,6 +113,7 @@ def _prediction_columns(
         "example": pa.array(np.tile(np.asarray(examples, dtype=np.int64), keys)),
         "prediction": pa.array(predicted.astype(np.float64).reshape(-1)),  # (keys * examples,)
         "label": pa.array(np.tile(np.asarray(gold, dtype=np.float64), keys)),
+        "score": pa.array(example_scores(logits, gold, task.is_regression).reshape(-1)),  # (keys * examples,)
     }
 
 

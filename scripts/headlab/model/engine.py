@@ -109,6 +109,46 @@ class Intervention:
 Observer = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
+@dataclass(frozen=True)
+class Patches:
+    """Attribution patching: per mode, a coefficient tensor alpha (batch, layers, heads), zero in the
+    forward pass and requiring a gradient. Each head's output becomes out + alpha * (replacement - out),
+    so the forward pass is unchanged and d score / d alpha is the first-order estimate of disabling that
+    head in that mode (a probability mode patches the probabilities: the output is linear in them, so
+    that is the same as patching the context). ``means`` (layers, heads, head_dim): mode mean's."""
+
+    coefficients: dict[str, torch.Tensor]
+    means: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.coefficients) - set(MODES)
+        if unknown:
+            raise ValueError(f"unknown disabling modes {sorted(unknown)}; valid: {sorted(MODES)}")
+        if any(m in CONTEXT_REPLACEMENTS for m in self.coefficients) and self.means is None:
+            raise ValueError("attribution of mode 'mean' needs Patches.means (layers, heads, head_dim)")
+
+    @property
+    def patches_context(self) -> bool:
+        return any(mode in CONTEXT_REPLACEMENTS for mode in self.coefficients)
+
+    def patched_probs(self, layer: int, probs: torch.Tensor, key_is_real: torch.Tensor) -> torch.Tensor:
+        """probs (batch, heads, query, key) plus every probability mode's alpha x (replacement - probs)."""
+        for mode, alpha in self.coefficients.items():
+            if mode in REPLACEMENTS:
+                change = REPLACEMENTS[mode](probs, key_is_real) - probs  # (batch, heads, query, key)
+                probs = probs + alpha[:, layer, :, None, None] * change
+        return probs
+
+    def patched_context(self, layer: int, context: torch.Tensor, key_is_real: torch.Tensor) -> torch.Tensor:
+        """context (batch, heads, query, head_dim) plus each context mode's alpha x (replacement - it)."""
+        for mode, alpha in self.coefficients.items():
+            if mode in CONTEXT_REPLACEMENTS:
+                means = self.means[layer].to(context.device)  # type: ignore[index]  # (heads, head_dim)
+                change = CONTEXT_REPLACEMENTS[mode](context, means, key_is_real) - context
+                context = context + alpha[:, layer, :, None, None] * change  # (batch, heads, query, head_dim)
+        return context
+
+
 class EngineError(RuntimeError):
     """A forward pass whose controls did not reach every layer of the model exactly once."""
 
@@ -149,16 +189,19 @@ class Controls:
     first_layer: int = 0
     calls: LayerCalls = field(default_factory=LayerCalls, compare=False, repr=False)
     context_observers: Sequence[Observer] = field(default_factory=tuple)
+    patches: Patches | None = None
 
     @property
     def active(self) -> bool:
-        return self.intervention is not None or bool(self.observers) or bool(self.context_observers)
+        observes = bool(self.observers) or bool(self.context_observers)
+        return self.intervention is not None or observes or self.patches is not None
 
     @property
     def needs_context(self) -> bool:
         """Whether the head's context vector is replaced or observed (engine route only)."""
         replaces = self.intervention is not None and self.intervention.replaces_context
-        return replaces or bool(self.context_observers)
+        patches = self.patches is not None and self.patches.patches_context
+        return replaces or patches or bool(self.context_observers)
 
 
 def key_padding_from_mask(
@@ -191,6 +234,8 @@ def apply_controls(
         if bool(replaced.any()):
             replacement = REPLACEMENTS[intervention.mode](probs, key_is_real)
             probs = torch.where(replaced[:, :, None, None], replacement, probs)
+    if controls.patches is not None:
+        probs = controls.patches.patched_probs(layer, probs, key_is_real)
     for observe in controls.observers:
         observe(layer, probs, key_is_real)
     return probs
@@ -212,6 +257,8 @@ def apply_context_controls(
             means = intervention.means[layer].to(context.device)  # type: ignore[index]  # (heads, head_dim)
             replacement = CONTEXT_REPLACEMENTS[intervention.mode](context, means, key_is_real)
             context = torch.where(replaced[:, :, None, None], replacement, context)
+    if controls.patches is not None:
+        context = controls.patches.patched_context(layer, context, key_is_real)
     for observe in controls.context_observers:
         observe(layer, context, key_is_real)
     return context
@@ -314,7 +361,7 @@ class _Session:
             raise EngineError(
                 f"model type {self.model_type!r} forms its attention itself (headlab reaches only its "
                 "probabilities), so a head's context vector cannot be replaced or observed: mean "
-                "ablation is not available for this family; use ablation.modes uniform or zero"
+                "ablation (and its attribution) is not available for this family; use modes uniform or zero"
             )
         if self.current is not None:
             self.current.calls.begin(self.current.first_layer, self.model_type)
