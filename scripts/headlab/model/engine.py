@@ -361,7 +361,7 @@ class _Session:
             raise EngineError(
                 f"model type {self.model_type!r} forms its attention itself (headlab reaches only its "
                 "probabilities), so a head's context vector cannot be replaced or observed: mean "
-                "ablation (and its attribution) is not available for this family; use modes uniform or zero"
+                "ablation is not available for this family (nor its attribution); use modes uniform or zero"
             )
         if self.current is not None:
             self.current.calls.begin(self.current.first_layer, self.model_type)
