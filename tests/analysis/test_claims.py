@@ -479,6 +479,9 @@ def test_registry_holds_the_papers_claims_then_headlabs_questions() -> None:
         "some_head_helps_held_out",
         "modes_agree",
         "framenet_heads_together",
+        "disabling_replicates",
+        "importance_agrees_with_delta",
+        "prunable_share",
     }
     for claim in REGISTRY:
         assert claim.paper.source and claim.quantity and claim.rule and claim.needs, claim.claim_id

@@ -50,6 +50,9 @@ class ClaimInputs:
     agreement: pl.DataFrame | None = None  # rule mode_agreement's, every task
     framenet_effect: pl.DataFrame | None = None  # rule framenet_effect's
     framenet_missing: str | None = None  # why the FrameNet experiment is not in the run
+    replication: pl.DataFrame | None = None  # rule importance_summary's, every task
+    screens: pl.DataFrame | None = None  # its attribution/importance agreement with the sweep
+    prunable: pl.DataFrame | None = None  # its prunable shares
 
     def metric(self, task: str) -> str:
         """The metric the claims use for `task`: the paper's (figures.metric), else the primary."""

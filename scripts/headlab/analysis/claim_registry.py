@@ -22,6 +22,11 @@ from headlab.analysis import pattern_claims as patterns
 from headlab.analysis.claim_inputs import ClaimInputs
 from headlab.analysis.claim_rules import INTERVAL_RULE
 from headlab.analysis.condition_claims import condition_claim
+from headlab.analysis.importance_claims import (
+    disabling_replicates_claim,
+    importance_agrees_claim,
+    prunable_share_description,
+)
 from headlab.analysis.mode_claims import framenet_claim, framenet_heads_description, modes_agree_claim
 from headlab.conditions import FINETUNED, PRETRAINED, SCRATCH
 
@@ -356,6 +361,41 @@ REGISTRY: tuple[Claim, ...] = (
         "-claims.no_harm_margin",
         "framenet.corpus_dir",
         lambda i: framenet_claim(i.framenet_effect, i.no_harm_margin, i.framenet_missing, i.settings.alpha),
+    ),
+    Claim(
+        "disabling_replicates",
+        "headlab",
+        "4.6 / Figure 8",
+        "do the heads whose disabling helps in one fine-tuning seed help in another?",
+        NO_NUMBER,
+        "share of the heads that help significantly in seed a (one half of the dev examples) whose score "
+        "delta is positive in seed b (the other half), against the share of all heads",
+        "supported if every task's interval is above the chance share, contradicted if one is below it",
+        "two finetune.seeds (rule importance_summary)",
+        lambda i: disabling_replicates_claim(i.replication),
+    ),
+    Claim(
+        "importance_agrees_with_delta",
+        "headlab",
+        "4.6 (Michel et al. 2019)",
+        "does Michel's gradient importance rank heads as the exact disabling sweep does?",
+        NO_NUMBER,
+        "Spearman correlation over heads of the importance with minus the exact score delta",
+        "supported if every task's interval is above claims.agreement_threshold, contradicted if one is "
+        "below it",
+        "rule importance_summary",
+        lambda i: importance_agrees_claim(i.screens, i.agreement_threshold),
+    ),
+    Claim(
+        "prunable_share",
+        "headlab",
+        "Michel et al. 2019, Sec. 6",
+        "how much can be pruned at a cost of at most pruning.max_cost (importance order)?",
+        PaperNumber("about 40 % of BERT's heads on MNLI (Michel et al.)", "Michel et al. 2019, Sec. 6.2"),
+        "the largest share of heads removed whose every pruning level stays within the allowance",
+        "a description",
+        "rule importance_summary (pruning curves)",
+        lambda i: prunable_share_description(i.prunable),
     ),
 )
 CLAIM_IDS = tuple(c.claim_id for c in REGISTRY)
