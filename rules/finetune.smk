@@ -1,5 +1,6 @@
-# Fine-tuning (from pretrained and from random weights), one job per seed of finetune.seeds,
-# and Table 1 scores with per-example predictions of every seed.
+# Fine-tuning (from pretrained and from random weights), one job per seed of finetune.seeds
+# (from random weights: of finetune.scratch_seeds), and Table 1 scores with per-example
+# predictions of every seed.
 
 
 rule finetune:
@@ -34,9 +35,7 @@ rule finetune:
 rule evaluate:
     input:
         dev="resources/glue/{task}/dev.parquet",
-        scratch=expand(
-            rules.finetune.output.checkpoint, condition=SCRATCH, allow_missing=True
-        ),
+        scratch=scratch_checkpoint,
         finetuned=expand(
             rules.finetune.output.checkpoint, condition=FINETUNED, allow_missing=True
         ),

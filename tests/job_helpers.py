@@ -24,7 +24,15 @@ from tiny import tiny_config, tiny_tokenizer
 INIT_RANGE = 0.05
 PRETRAINED_STD, PRETRAINED_SHIFT = 0.3, 0.1
 TASK = "MRPC"
-SETTINGS = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.1, "weight_decay": 0.01}
+SETTINGS = {
+    "epochs": 1,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "group_by_length": True,
+    "length_chunk": 50,
+}
 MAX_LENGTH = 32
 
 

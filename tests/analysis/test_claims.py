@@ -147,6 +147,21 @@ def test_table1_claims_on_known_predictions() -> None:
     assert row["verdict"] == "inconclusive"
 
 
+def test_table1_claims_use_the_seeds_that_have_scratch_when_scratch_seeds_are_fewer() -> None:
+    full = evaluation_predictions("SST-2", better_share=1.0, seeds=[1, 2])
+    fewer = full.filter(~((pl.col("seed") == 2) & (pl.col("condition") == "scratch")))
+    rows = {}
+    for name, predictions in (("full", full), ("fewer", fewer)):
+        table = claims_table(claim_inputs(model="m", tasks=["SST-2"], predictions=predictions))
+        rows[name] = {r["claim_id"]: r for r in table.iter_rows(named=True)}
+    # finetuned - scratch reads seed 1 only; finetuned - pretrained still reads both seeds
+    assert rows["fewer"]["pretraining_helps"]["verdict"] == rows["full"]["pretraining_helps"]["verdict"]
+    assert rows["fewer"]["pretraining_helps"]["estimate"] == pytest.approx(
+        rows["full"]["pretraining_helps"]["estimate"], rel=1e-12
+    )
+    assert rows["fewer"]["finetuning_helps"]["estimate"] == pytest.approx(50.0, rel=1e-12)
+
+
 def mask_keys(mask: str) -> dict[str, object]:
     """kind, layer and head of a mask name, as the sweep statistics carry them."""
     layer, head = parse_name(mask)

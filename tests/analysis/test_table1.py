@@ -1,4 +1,5 @@
-"""Table 1: formatting like the paper, row order, errors, and the CSV / Markdown files."""
+"""Table 1: formatting like the paper, row order, errors, the CSV / Markdown files, and a
+scratch column over fewer seeds than the others (finetune.scratch_seeds)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ def test_table1_rows_like_the_paper() -> None:
         "finetuned",
         "n_dev",
         "n_seeds",
+        "n_pretrained",
+        "n_scratch",
+        "n_finetuned",
     ]
     assert table["task"].to_list() == ["MRPC", "STS-B", "RTE"]  # task_metrics order
     mrpc, stsb, rte = table.iter_rows(named=True)
@@ -98,6 +102,9 @@ def test_table1_rows_like_the_paper() -> None:
         "finetuned": "87.9/82.3",
         "n_dev": 408,
         "n_seeds": 1,
+        "n_pretrained": 1,
+        "n_scratch": 1,
+        "n_finetuned": 1,
     }
     assert stsb["metric"] == "Pearson/Spearman"
     assert (stsb["pretrained"], stsb["scratch"]) == ("33.1/30.0", "-2.9/5.0")
@@ -159,8 +166,10 @@ def test_table1_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in csv_path.parent.iterdir()) == ["table1.csv", "table1.md"]
 
     lines = csv_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "model,task,metric,pretrained,scratch,finetuned,n_dev,n_seeds"
-    assert lines[1] == "bert-base-uncased,MRPC,F1/Acc,0.0/31.6,81.2/68.3,87.9/82.3,408,1"
+    assert lines[0] == (
+        "model,task,metric,pretrained,scratch,finetuned,n_dev,n_seeds,n_pretrained,n_scratch,n_finetuned"
+    )
+    assert lines[1] == "bert-base-uncased,MRPC,F1/Acc,0.0/31.6,81.2/68.3,87.9/82.3,408,1,1,1,1"
     back = pl.read_csv(csv_path, schema=dict(table.schema))
     assert back.equals(table)
 
@@ -173,3 +182,46 @@ def test_table1_files(tmp_path: Path) -> None:
     assert set(md[3].replace("|", "").split()) <= {"---", "---:"}
     assert md[4] == "| bert-base-uncased | MRPC | 0.0/31.6 | 81.2/68.3 | 87.9/82.3 | F1/Acc | 408 | 1 |"
     assert len(md) == 4 + table.height
+
+
+def unequal_seed_scores() -> pl.DataFrame:
+    """Seeds 1, 2, 3 (values + 0, 0.02, 0.04) for pretrained and finetuned; scratch of seed 1
+    only, as finetune.scratch_seeds [1] with seeds [1, 2, 3] gives them."""
+    return pl.concat(
+        [
+            scores_table(seed=1),
+            scores_table(seed=2, shift=0.02, skip={(t, "scratch") for t in N_DEV}),
+            scores_table(seed=3, shift=0.04, skip={(t, "scratch") for t in N_DEV}),
+        ]
+    )
+
+
+def test_scratch_over_fewer_seeds_counts_each_column() -> None:
+    table = table1(unequal_seed_scores(), TASK_METRICS)
+    for row in table.iter_rows(named=True):
+        assert (row["n_seeds"], row["n_pretrained"], row["n_scratch"], row["n_finetuned"]) == (3, 3, 1, 3)
+    rte = table.filter(pl.col("task") == "RTE").row(0, named=True)
+    # finetuned 0.646, 0.666, 0.686: 66.6 ± 2.0; pretrained 0.527, 0.547, 0.567: 54.7 ± 2.0;
+    # scratch: seed 1's 0.527 alone (no sd), not pulled towards the other seeds
+    assert (rte["finetuned"], rte["pretrained"], rte["scratch"]) == ("66.6 ± 2.0", "54.7 ± 2.0", "52.7")
+    mrpc = table.filter(pl.col("task") == "MRPC").row(0, named=True)
+    assert mrpc["scratch"] == "81.2/68.3"
+    # two scratch seeds of three: mean and sd over those two (0.527, 0.547: 53.7 ± 1.4)
+    two = pl.concat(
+        [unequal_seed_scores(), scores_table(seed=2, shift=0.02).filter(pl.col("condition") == "scratch")]
+    )
+    rte2 = table1(two, TASK_METRICS).filter(pl.col("task") == "RTE").row(0, named=True)
+    assert (rte2["scratch"], rte2["n_scratch"], rte2["n_seeds"]) == ("53.7 ± 1.4", 2, 3)
+
+
+def test_markdown_gives_the_n_of_a_column_over_fewer_seeds() -> None:
+    scores = unequal_seed_scores().filter(~((pl.col("task") == "STS-B") & (pl.col("condition") == "scratch")))
+    table = table1(scores, TASK_METRICS)
+    md = table1_markdown(table).splitlines()
+    assert "a cell over fewer seeds gives its own n" in md[0]
+    rows = {line.split(" | ")[1]: line for line in md[4:]}
+    assert rows["RTE"] == "| bert-base-uncased | RTE | 54.7 ± 2.0 | 52.7 (n=1) | 66.6 ± 2.0 | Acc | 277 | 3 |"
+    # a MISSING column gets no n; the CSV's cells stay plain
+    assert f"| {MISSING} |" in rows["STS-B"] and "(n=" not in rows["STS-B"]
+    assert table.filter(pl.col("task") == "STS-B")["n_scratch"].item() == 0
+    assert table.filter(pl.col("task") == "RTE")["scratch"].item() == "52.7"

@@ -14,7 +14,7 @@ import torch
 from polars.testing import assert_frame_equal
 
 from headlab.analysis.metrics import compute_metrics
-from headlab.conditions import CONDITIONS, TRAINED
+from headlab.conditions import CONDITIONS, SCRATCH, TRAINED
 from headlab.data.tasks import get_task
 from headlab.io.parquet import read_metadata
 from headlab.jobs.finetune import Evaluate, evaluate
@@ -83,14 +83,22 @@ def test_another_seed_gives_another_log_and_checkpoint(
 
 
 def run_evaluate(
-    trained: dict[tuple[str, str], Trained], run: str, pretrained: Path, dev: Path, out: Path, seed: int
+    trained: dict[tuple[str, str], Trained],
+    run: str,
+    pretrained: Path,
+    dev: Path,
+    out: Path,
+    seed: int,
+    scratch: bool = True,
 ) -> Path:
+    """The evaluate job on run `run`'s checkpoints; without `scratch`, as for a seed that is not
+    one of finetune.scratch_seeds."""
     params = Evaluate(
         model="tiny",
         task=TASK,
         model_entry=model_entry(pretrained),
         dev=dev,
-        scratch=trained["scratch", run].checkpoint,
+        scratch=trained["scratch", run].checkpoint if scratch else None,
         finetuned=trained["finetuned", run].checkpoint,
         max_length=MAX_LENGTH,
         batch_size=8,
@@ -120,6 +128,21 @@ def test_evaluate_is_reproducible_and_depends_on_the_seed(
     assert_frame_equal(a.drop("value", "seed"), c.drop("value", "seed"), check_exact=True)
     assert set(a["seed"]) == {42} and set(c["seed"]) == {7}
     assert not a["value"].equals(c["value"]), (a, c)
+
+
+def test_evaluate_without_scratch_scores_the_other_conditions_alike(
+    trained: dict[tuple[str, str], Trained], pretrained_dir: Path, tables: dict[str, Path], tmp_path: Path
+) -> None:
+    """A seed outside finetune.scratch_seeds: no scratch rows, the others exactly as with it."""
+    dev = tables["dev"]
+    full = run_evaluate(trained, "a", pretrained_dir, dev, tmp_path / "full.parquet", 42)
+    part = run_evaluate(trained, "a", pretrained_dir, dev, tmp_path / "part.parquet", 42, scratch=False)
+    others = [c for c in CONDITIONS if c != SCRATCH]
+    for name in ("", "-predictions"):
+        with_scratch = pl.read_parquet(full.with_name(f"full{name}.parquet"))
+        without = pl.read_parquet(part.with_name(f"part{name}.parquet"))
+        assert without["condition"].unique(maintain_order=True).to_list() == others
+        assert_frame_equal(without, with_scratch.filter(pl.col("condition") != SCRATCH), check_exact=True)
 
 
 def test_evaluate_predictions_give_its_scores(

@@ -3,6 +3,7 @@ the number of steps of fractional epochs, and what step 1 of the warm-up (learni
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -19,8 +20,10 @@ CPU = torch.device("cpu")
 
 
 def training_settings(**values: Any) -> TrainingSettings:
-    """The config schema's finetune.* defaults with `values` (the seed among them)."""
-    defaults = {k: v for k, v in config_defaults("finetune").items() if k not in ("seeds", "analysis_seed")}
+    """The config schema's finetune.* defaults that are training settings (not the seed lists),
+    with `values` (the seed among them)."""
+    names = {f.name for f in dataclasses.fields(TrainingSettings)}
+    defaults = {k: v for k, v in config_defaults("finetune").items() if k in names}
     return TrainingSettings(**{**defaults, **values})
 
 

@@ -18,7 +18,8 @@ from headlab.analysis.significance import delta_inference
 
 
 def condition_unit(inputs: ClaimInputs, task: str, better: str, worse: str, rng: np.random.Generator) -> Unit:
-    """Mean over seeds of metric(better) - metric(worse) on the task's dev set, crossed interval."""
+    """Mean over the seeds that have both conditions (finetune.scratch_seeds may leave a seed
+    without scratch) of metric(better) - metric(worse) on the task's dev set, crossed interval."""
     rows = inputs.predictions.filter(pl.col("task") == task)  # type: ignore[union-attr]
     pred, base = [], []
     gold = np.empty(0)
@@ -26,9 +27,13 @@ def condition_unit(inputs: ClaimInputs, task: str, better: str, worse: str, rng:
         of_seed = rows.filter(pl.col("seed") == seed)
         a = of_seed.filter(pl.col("condition") == better).sort("example")
         b = of_seed.filter(pl.col("condition") == worse).sort("example")
+        if a.height == 0 or b.height == 0:
+            continue
         gold = a["label"].to_numpy()
         pred.append(a["prediction"].to_numpy()[None])  # (1, n)
         base.append(b["prediction"].to_numpy())
+    if not pred:
+        raise ValueError(f"{task}: no seed has predictions of both {better} and {worse}")
     inference = delta_inference(
         inputs.metric(task), np.stack(pred), np.stack(base), gold, inputs.settings, rng
     )

@@ -14,8 +14,13 @@ where `condition` is one of `headlab.conditions.CONDITIONS` (its columns, in tha
 `task_metrics` mapping. Scores are percentages with one decimal, the mean over seeds ± their
 sample standard deviation (none with one seed), several metrics joined by "/" in the order
 `task_metrics` gives (MRPC f1 0.879 ± 0.012, accuracy 0.823 ± 0.008 -> "87.9 ± 1.2/82.3 ± 0.8");
-`n_seeds` counts the seeds; a condition with no rows at all for that (model, task) is shown as
-`MISSING`. The files are written by the job through `headlab.io.text`.
+a condition with no rows at all for that (model, task) is shown as `MISSING`.
+
+Seeds: each condition's cell is over the seeds that condition has scores for, counted in
+`n_<condition>` (n_pretrained, n_scratch, n_finetuned; 0 for MISSING): the scratch condition may
+be fine-tuned for fewer seeds (finetune.scratch_seeds). `n_seeds` counts the row's seeds (any
+condition). In the Markdown, a cell over fewer seeds than the row's says its own n ("52.7 (n=1)").
+The files are written by the job through `headlab.io.text`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ TABLE1_SCHEMA: dict[str, pl.DataType] = {
     FINETUNED: pl.String(),
     "n_dev": pl.Int64(),
     "n_seeds": pl.Int64(),
+    **{f"n_{condition}": pl.Int64() for condition in CONDITIONS},  # seeds behind each cell
 }
 MARKDOWN_HEADERS: dict[str, str] = {
     "model": "Model",
@@ -55,7 +61,8 @@ CAPTION = (
     "Pre-trained: pre-trained encoder with a freshly initialised classifier and no fine-tuning; "
     "Fine-tuned, init. normal distr.: fine-tuned from random (normal) initialisation; "
     "Fine-tuned, init. pre-trained: fine-tuned from the pre-trained weights. "
-    "Mean ± sample standard deviation over the fine-tuning seeds (Seeds: how many)."
+    "Mean ± sample standard deviation over the fine-tuning seeds (Seeds: how many; a cell over "
+    "fewer seeds gives its own n)."
 )
 
 
@@ -126,19 +133,22 @@ def _table1_row(rows: pl.DataFrame, model: str, task: str, metrics: Sequence[str
         "task": task,
         "metric": "/".join(metric_label(m) for m in metrics),
     }
+    counts: dict[str, int] = {}
     for condition in CONDITIONS:
         subset = rows.filter(pl.col("condition") == condition)
         row[condition] = _condition_cell(subset, task, condition, metrics)
+        counts[f"n_{condition}"] = subset["seed"].n_unique()
     row["n_dev"] = _n_dev(rows.filter(pl.col("metric").is_in(list(metrics))), model, task)
     row["n_seeds"] = rows["seed"].n_unique()
-    return row
+    return row | counts
 
 
 def table1(scores: pl.DataFrame, task_metrics: Mapping[str, Sequence[str]]) -> pl.DataFrame:
     """One row per (model, task) with the paper's formatted scores for each condition.
 
     Columns: model, task, metric ("F1/Acc", "Acc", "Pearson/Spearman", ...), one per condition
-    (pretrained, scratch, finetuned: strings like "87.9/82.3"), n_dev and n_seeds.
+    (pretrained, scratch, finetuned: strings like "87.9/82.3"), n_dev, n_seeds (the row's seeds)
+    and the seeds of each condition's cell (n_pretrained, n_scratch, n_finetuned).
     """
     _check_scores(scores, task_metrics)
     rows: list[dict[str, object]] = []
@@ -155,8 +165,25 @@ def _markdown_cell(value: object) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _with_own_n(table: pl.DataFrame) -> pl.DataFrame:
+    """Each condition's cell followed by " (n=k)" where it is over fewer seeds than its row
+    (and is not MISSING)."""
+    return table.with_columns(
+        [
+            pl.when((pl.col(f"n_{c}") < pl.col("n_seeds")) & (pl.col(f"n_{c}") > 0))
+            .then(pl.format("{} (n={})", pl.col(c), pl.col(f"n_{c}")))
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in CONDITIONS
+            if c in table.columns and f"n_{c}" in table.columns
+        ]
+    )
+
+
 def table1_markdown(table: pl.DataFrame) -> str:
-    """The caption line, a blank line and a pipe table in the paper's column order."""
+    """The caption line, a blank line and a pipe table in the paper's column order; a cell over
+    fewer seeds than its row says its n."""
+    table = _with_own_n(table)
     columns = [c for c in MARKDOWN_HEADERS if c in table.columns]
     lines = [
         CAPTION,

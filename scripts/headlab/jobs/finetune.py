@@ -1,6 +1,8 @@
 """Jobs of rules/finetune.smk: fine-tuning one model x task x condition, and the Table 1 scores.
 
-The conditions and their weights are `headlab.conditions`."""
+The conditions and their weights are `headlab.conditions`. The scratch condition may be trained
+for fewer seeds than the finetuned one (finetune.scratch_seeds): rule evaluate then passes no
+scratch checkpoint, and its tables have pretrained and finetuned rows only."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ class Finetune:
     model: str  # the alias
     task: str
     condition: str  # a trained condition of headlab.conditions: scratch | finetuned
-    seed: int  # one of finetune.seeds
+    seed: int  # one of finetune.seeds (of finetune.scratch_seeds for condition scratch)
     model_entry: dict[str, Any]
     train: Path
-    settings: dict[str, Any]  # finetune.* but the seeds (headlab.model.finetune.TrainingSettings)
+    settings: dict[str, Any]  # finetune.* but the seed lists (headlab.model.finetune.TrainingSettings)
     max_length: int
     device: str
     precision: str  # of the inference passes: float32 | bf16 (config key precision)
@@ -89,7 +91,9 @@ class Evaluate:
     task: str
     model_entry: dict[str, Any]
     dev: Path
-    scratch: Path  # the checkpoint of condition scratch (fine-tuned from random weights)
+    # the checkpoint of condition scratch (fine-tuned from random weights); None when the seed is
+    # not one of finetune.scratch_seeds (no scratch rows)
+    scratch: Path | None
     finetuned: Path  # the checkpoint of condition finetuned (fine-tuned from pretrained weights)
     seed: int  # the checkpoints' fine-tuning seed; also seeds the "pretrained" condition's fresh head
     max_length: int
@@ -103,7 +107,8 @@ class Evaluate:
 
 
 def evaluate(job: Evaluate, logger: logging.Logger) -> None:
-    """Rule evaluate: Table 1 scores, the pretrained encoder with a fresh head and each checkpoint."""
+    """Rule evaluate: Table 1 scores, the pretrained encoder with a fresh head and each checkpoint
+    (no scratch rows without a scratch checkpoint)."""
     import numpy as np
 
     from headlab.analysis.scoring import predictions_table, score, scores_table
@@ -119,13 +124,15 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     task = get_task(job.task)
     spec = ModelSpec.from_config(job.model, job.model_entry)
     where = pick_device(job.device, job.precision)
-    models = {  # in headlab.conditions.CONDITIONS order
-        PRETRAINED: load_for_task(spec, task, PRETRAINED, job.seed),
-        SCRATCH: load_checkpoint(job.scratch),
-        FINETUNED: load_checkpoint(job.finetuned),
-    }
+    models = {PRETRAINED: load_for_task(spec, task, PRETRAINED, job.seed)}  # CONDITIONS order
+    if job.scratch is not None:
+        models[SCRATCH] = load_checkpoint(job.scratch)
+    else:
+        logger.info("seed %d is not one of finetune.scratch_seeds: no %s scores", job.seed, SCRATCH)
+    models[FINETUNED] = load_checkpoint(job.finetuned)
     for condition in (SCRATCH, FINETUNED):
-        check_same_family(spec, models[condition][0])
+        if condition in models:
+            check_same_family(spec, models[condition][0])
     scores: dict[str, dict[str, float]] = {}
     logits: dict[str, np.ndarray] = {}  # condition -> (examples, labels)
     gold = np.empty(0)

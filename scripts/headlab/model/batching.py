@@ -1,8 +1,18 @@
 """Tokenisation and batching with dynamic padding.
 
 Evaluation batches are sorted by length so each batch pads only to its own longest example;
-`Batch.rows` maps the rows back to the order of the input table. Training batches are
-shuffled with a seeded generator and padded per batch.
+`Batch.rows` maps the rows back to the order of the input table. Training batches depend only
+on (seed, epoch) and are padded per batch, in one of two ways (`train_order`):
+
+- shuffled: a seeded permutation cut into batches (``length_chunk`` None);
+- length-grouped: the same permutation cut into chunks of ``length_chunk`` batches, each chunk
+  sorted by length (stable) and cut into batches, then the batches shuffled. Each epoch still
+  sees every example once, in ceil(n / batch_size) batches (only the last chunk's last batch
+  can be short), and the batches mix examples from all over the set; but a batch's examples
+  have similar lengths, so it pads far less.
+
+The real-token share of a set of batches is sum(lengths) / sum(batch size x longest length):
+the fraction of the padded (batch, tokens) grid that holds real tokens (`real_token_share`).
 
 Two per-piece sequences, kept apart: ``token_type_ids`` are the model's input, what the tokenizer
 returns (zeros when it returns none, e.g. RoBERTa's); ``segments`` are the analyses' sentence of
@@ -125,18 +135,56 @@ def collate(encoded: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
     return Batch(rows, input_ids, token_type_ids, attention_mask, labels, segments)
 
 
+def example_lengths(encoded: Encoded) -> np.ndarray:
+    """Pieces per example (no padding), (examples,) int64."""
+    return np.array([len(ids) for ids in encoded.input_ids], dtype=np.int64)
+
+
 def eval_batches(encoded: Encoded, batch_size: int, pad_id: int) -> list[Batch]:
     """Length-sorted batches (stable sort, so equal lengths keep table order)."""
-    lengths = np.array([len(ids) for ids in encoded.input_ids])
-    order = np.argsort(lengths, kind="stable")
+    order = np.argsort(example_lengths(encoded), kind="stable")  # (examples,) shortest first
     return [collate(encoded, order[i : i + batch_size], pad_id) for i in range(0, len(order), batch_size)]
 
 
-def train_batches(encoded: Encoded, batch_size: int, pad_id: int, seed: int, epoch: int) -> Iterator[Batch]:
-    """Shuffled batches; the shuffle depends only on (seed, epoch)."""
-    order = np.random.default_rng([seed, epoch]).permutation(len(encoded))
-    for i in range(0, len(order), batch_size):
-        yield collate(encoded, order[i : i + batch_size], pad_id)
+def train_order(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, length_chunk: int | None
+) -> list[np.ndarray]:
+    """The rows of each training batch of one epoch, depending only on (seed, epoch) (module
+    docstring): shuffled when `length_chunk` is None, else grouped by length in chunks of
+    `length_chunk` batches. `lengths` (examples,) are the examples' piece counts."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if length_chunk is not None and length_chunk < 1:
+        raise ValueError(f"length_chunk (finetune.length_chunk) must be at least 1 batch, not {length_chunk}")
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))  # (examples,) today's shuffle, also without grouping
+    if length_chunk is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    chunk = batch_size * length_chunk
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]  # (<= chunk,) rows in shuffled order
+        part = part[np.argsort(lengths[part], kind="stable")]  # by length; ties keep the shuffle
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def real_token_share(lengths: np.ndarray, batches: Sequence[np.ndarray]) -> float:
+    """sum(real tokens) / sum(rows x longest length) over `batches` (rows of `lengths`)."""
+    real = sum(int(lengths[rows].sum()) for rows in batches)
+    padded = sum(len(rows) * int(lengths[rows].max()) for rows in batches)
+    if padded == 0:
+        raise ValueError("no tokens in the batches: the real-token share is undefined")
+    return real / padded
+
+
+def train_batches(
+    encoded: Encoded, batch_size: int, pad_id: int, seed: int, epoch: int, length_chunk: int | None
+) -> Iterator[Batch]:
+    """One epoch's training batches, padded per batch (`train_order`: shuffled when
+    `length_chunk` is None, else grouped by length); they depend only on (seed, epoch)."""
+    for rows in train_order(example_lengths(encoded), batch_size, seed, epoch, length_chunk):
+        yield collate(encoded, rows, pad_id)
 
 
 def restore_order(chunks: Sequence[np.ndarray], rows: Sequence[np.ndarray], n: int) -> np.ndarray:
@@ -154,3 +202,30 @@ def encoded_batches(
     """A Parquet table of examples encoded, and its evaluation batches (length-sorted, padded)."""
     encoded = encode(tokenizer, pl.read_parquet(table_path), max_length)
     return encoded, eval_batches(encoded, batch_size, tokenizer.pad_token_id)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A seeded sample of a split table, encoded in evaluation batches."""
+
+    batches: list[Batch]
+    rows: np.ndarray  # (examples,) the split table's `row` of each example
+    labels: np.ndarray  # (examples,) gold
+
+
+def sample_batches(
+    tokenizer: PreTrainedTokenizerBase,
+    table_path: str | Path,
+    cap: int | None,
+    seed: int,
+    max_length: int,
+    batch_size: int,
+) -> Sample:
+    """At most `cap` examples of a split Parquet (seeded, `headlab.data.glue.read_sample`; None:
+    all), encoded in length-sorted evaluation batches."""
+    from headlab.data.glue import read_sample
+
+    table = read_sample(table_path, cap, seed)
+    encoded = encode(tokenizer, table, max_length)
+    batches = eval_batches(encoded, batch_size, tokenizer.pad_token_id)
+    return Sample(batches, table["row"].to_numpy(), encoded.labels)
