@@ -37,16 +37,26 @@ MODELS = list(model_specs(config))
 TASKS = [get_task(name).name for name in config["tasks"]]
 MODES = config["ablation"]["modes"]
 MASKS = {mask["name"]: mask["heads"] for mask in config["ablation"]["masks"]}
+# The mode of Kovaleva's disabling delta that orders a pruning curve and whose effects the
+# replication compares across seeds: the paper's uniform when it is swept, else the first mode.
+DELTA_MODE = "uniform" if "uniform" in MODES else MODES[0]
 PRIMARY_MODEL = config["primary_model"] or MODELS[0]
 # Fine-tuning seeds: a wildcard of fine-tuning, scoring, ablation and the attention analyses of
 # the fine-tuned models. The claims read every seed; the attention figures (1, 2, 5-7) show one
 # (finetune.analysis_seed, default the first).
 SEEDS = [str(seed) for seed in config["finetune"]["seeds"]]
 ANALYSIS_SEED = str(config["finetune"].get("analysis_seed") or SEEDS[0])
+# The seeds of condition scratch (finetune.scratch_seeds, null: every seed), a subset of SEEDS:
+# rule evaluate of another seed scores pretrained and finetuned only.
+SCRATCH_SEEDS = [str(seed) for seed in config["finetune"].get("scratch_seeds") or SEEDS]
+if not set(SCRATCH_SEEDS) <= set(SEEDS):
+    raise ValueError(
+        f"finetune.scratch_seeds {SCRATCH_SEEDS} must be a subset of finetune.seeds {SEEDS}: "
+        "a seed's scratch scores are evaluated with its finetuned model"
+    )
 # finetune.* as the training settings of one seed (the seed comes from the wildcard).
-TRAINING_SETTINGS = {
-    k: v for k, v in config["finetune"].items() if k not in ("seeds", "analysis_seed")
-}
+SEED_KEYS = ("seeds", "scratch_seeds", "analysis_seed")
+TRAINING_SETTINGS = {k: v for k, v in config["finetune"].items() if k not in SEED_KEYS}
 # Attention statistics are computed on the pretrained encoder (once: no seed) and on the model
 # fine-tuned from it (per seed); the words are headlab.conditions'.
 ATTENTION = list(ATTENTION_CONDITIONS)
@@ -130,6 +140,20 @@ def mean_reference_table(wildcards):
     """The split mode mean takes its reference means over (ablation.mean_reference.split)."""
     split = config["ablation"]["mean_reference"]["split"]
     return f"resources/glue/{wildcards.task}/{split}.parquet"
+
+
+def importance_sample_table(wildcards):
+    """The split Michel's importance is taken over (importance.split)."""
+    return f"resources/glue/{wildcards.task}/{config['importance']['split']}.parquet"
+
+
+def means_of_modes(wildcards):
+    """{means: the checkpoint's head_means table} when mode mean is swept, else nothing."""
+    if "mean" not in MODES:
+        return {}
+    return {
+        "means": f"results/{wildcards.model}/{wildcards.task}/seed-{wildcards.seed}/head_means.parquet"
+    }
 
 
 def means_of_mode(wildcards):
@@ -241,6 +265,20 @@ def feature_checkpoint(wildcards):
     )
 
 
+def scratch_checkpoint(wildcards):
+    """The scratch checkpoint of the job's seed when it is one of finetune.scratch_seeds, else
+    none (rule evaluate then scores pretrained and finetuned only)."""
+    if wildcards.seed not in SCRATCH_SEEDS:
+        return []
+    return expand(
+        rules.finetune.output.checkpoint,
+        model=wildcards.model,
+        task=wildcards.task,
+        seed=wildcards.seed,
+        condition=SCRATCH,
+    )
+
+
 def feature_tables_of(model, kind):
     """One model's feature_attention tables of one kind (features, token_to_token,
     cls_attention): every task, both conditions, the fine-tuned one of finetune.analysis_seed.
@@ -307,6 +345,11 @@ def get_final_output():
         "results/ablation.parquet",
         "results/ablation_summary.parquet",
         "results/ablation_statistics.parquet",
+        "results/importance.pdf",
+        "results/attribution.pdf",
+        "results/pruning.pdf",
+        "results/replication.pdf",
+        "results/report/README.md",
     ]
     if len(MODES) >= 2:
         targets += ["results/mode_agreement.pdf"]

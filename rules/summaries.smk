@@ -174,6 +174,17 @@ rule claims:
             [] if FRAMENET_MISSING else "resources/framenet/sentences.parquet"
         ),
         framenet_effect=framenet_effect_table(PRIMARY_MODEL),
+        replication=expand(
+            rules.importance_summary.output.replication,
+            model=PRIMARY_MODEL,
+            task=TASKS,
+        ),
+        screens=expand(
+            rules.importance_summary.output.agreement, model=PRIMARY_MODEL, task=TASKS
+        ),
+        prunable=expand(
+            rules.importance_summary.output.prunable, model=PRIMARY_MODEL, task=TASKS
+        ),
         code=job_code("summaries", "claims"),
     output:
         table=report(

@@ -40,6 +40,8 @@ AGGREGATE_RULES = frozenset(
         "model_figure7",
         "model_figure8",
         "model_figure9",
+        "importance_figures",
+        "run_report",
         "all",
     }
 )
@@ -56,6 +58,9 @@ SEED_COLLECTING_RULES = frozenset(
         "figure9",
         "model_figure8",
         "model_figure9",
+        "importance_summary",
+        "importance_figures",
+        "run_report",
         "all",
     }
 )
@@ -207,6 +212,11 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
             "figure9": 1,
             "model_figure8": models * modes,
             "model_figure9": models * modes,
+            "head_importance": tasks * models * seeds,  # importance and attribution, every seed
+            "pruning_curve": tasks * models * seeds,
+            "importance_summary": tasks * models,  # every seed
+            "importance_figures": 1,
+            "run_report": 1,  # last: waits for every other target
             "all": 1,
         }
     )

@@ -415,6 +415,7 @@ def test_new_mask_runs_only_its_jobs(tiny_run: TinyRun, tmp_path: Path) -> None:
             "figure9": 1,
             "model_figure8": len(modes),
             "model_figure9": len(modes),
+            "run_report": 1,
             "all": 1,
         }
     ), run.describe()
@@ -436,8 +437,12 @@ def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, 
     one_seed = expected_job_counts(with_changes(config, finetune__seeds=[7]))
     tasks, modes = len(config["tasks"]), len(config["ablation"]["modes"])
     seed_jobs = ("finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift")
+    seed_jobs += ("head_importance", "pruning_curve")
     expected = {rule: one_seed[rule] for rule in seed_jobs}
     expected |= {
+        "importance_summary": tasks,
+        "importance_figures": 1,
+        "run_report": 1,
         "sweep_statistics": tasks * modes,
         "mode_agreement": tasks if modes >= 2 else 0,
         "figure_mode_agreement": 1 if modes >= 2 else 0,
@@ -463,7 +468,15 @@ def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_
     jobs = planned_jobs(run.stdout)
     assert jobs, run.describe()
     assert not [j for j in jobs if j.rule == "prepare_task"], "task data is shared between models"
-    aggregates = {"collect_ablation", "table1", "figure_mode_agreement", "all"}  # every model's tables
+    # every model's tables
+    aggregates = {
+        "collect_ablation",
+        "table1",
+        "figure_mode_agreement",
+        "importance_figures",
+        "run_report",
+        "all",
+    }
     strays = [j for j in jobs if j.wildcards.get("model") != "tiny2" and j.rule not in aggregates]
     assert not strays, run.describe()
     # the primary model's paper figures do not depend on the new model
@@ -488,14 +501,17 @@ def edited_dry_run(tiny_run: TinyRun, module: str) -> set[str]:
 def test_editing_the_plotting_module_reruns_only_figures(tiny_run: TinyRun) -> None:
     """Snakemake reruns a job when an input's content changes (a bare touch is not enough)."""
     rules = edited_dry_run(tiny_run, "plots/ablation.py")
-    # plots/ablation.py holds Figures 8 and 9: only their figure jobs rerun
-    assert rules == {"figure8", "figure9", "model_figure8", "model_figure9", "all"}, rules
+    # plots/ablation.py holds Figures 8 and 9 (and the grid the pruning figure borrows): only figure
+    # jobs rerun, and the run report that shows them
+    figures = {"figure8", "figure9", "model_figure8", "model_figure9", "importance_figures"}
+    assert rules == figures | {"run_report", "all"}, rules
 
 
 def test_editing_the_shared_figure_module_reruns_every_figure_and_nothing_else(tiny_run: TinyRun) -> None:
     rules = edited_dry_run(tiny_run, "plots/common.py")
     assert {"figure1", "figure2", "figure5", "figure6", "figure7", "figure8", "figure9"} <= rules, rules
-    assert all(r == "all" or r.startswith(("figure", "model_figure")) for r in rules), rules
+    figures = {"all", "importance_figures", "run_report"}
+    assert all(r in figures or r.startswith(("figure", "model_figure")) for r in rules), rules
 
 
 def test_editing_a_model_module_reruns_the_model_jobs(tiny_run: TinyRun) -> None:

@@ -92,6 +92,9 @@ class Claims:
     framenet_sentences: Path | None = None  # framenet_sentences' table
     framenet_effect: Path | None = None  # framenet_effect of the model (with a FrameNet folder)
     framenet_missing: str | None = None  # why there is none
+    replication: list[Path] | None = None  # importance_summary's, every task
+    screens: list[Path] | None = None
+    prunable: list[Path] | None = None
     log: Path | None = None
     threads: int = 1
 
@@ -129,6 +132,9 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         tasks = {frame["task"][0] for frame in frames if frame.height}
         return {task: pl.concat([f for f in frames if f.height and f["task"][0] == task]) for task in tasks}
 
+    def joined(paths: list[Path] | None) -> pl.DataFrame | None:
+        return pl.concat([pl.read_parquet(p) for p in paths]) if paths else None
+
     pooled = [pl.read_parquet(p).filter(pl.col("scope") == "pooled") for p in job.statistics]
     statistics = pl.concat(pooled) if pooled else None
     heads = statistics.filter(pl.col("kind") == "head") if statistics is not None else None
@@ -165,6 +171,9 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         agreement_threshold=float(job.claim_settings["agreement_threshold"]),
         no_harm_margin=float(job.claim_settings["no_harm_margin"]),
         settings=StatisticsSettings.of(job.settings),
+        replication=joined(job.replication),
+        screens=joined(job.screens),
+        prunable=joined(job.prunable),
     )
     table = claims_table(inputs)
     write_table(table.to_arrow(), job.table, {"model": job.model, "settings": job.settings})

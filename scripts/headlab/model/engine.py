@@ -111,24 +111,22 @@ Observer = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 @dataclass(frozen=True)
 class Patches:
-    """Attribution patching: per mode, a coefficient tensor alpha (batch, layers, heads), zero in the
-    forward pass and requiring a gradient. Each head's output becomes out + alpha * (replacement - out),
-    so the forward pass is unchanged and d score / d alpha is the first-order estimate of disabling that
-    head in that mode (a probability mode patches the probabilities: the output is linear in them, so
-    that is the same as patching the context). ``means`` (layers, heads, head_dim): mode mean's."""
+    """Attribution patching: per mode, coefficients alpha (batch, layers, heads), 0 and requiring a
+    gradient; a head's output becomes out + alpha (replacement - out), so d score / d alpha is the
+    first-order estimate of disabling it (probability modes patch the probabilities: the output is
+    linear in them). ``means`` (layers, heads, head_dim): mode mean's (`headlab.model.attribution`)."""
 
     coefficients: dict[str, torch.Tensor]
     means: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.coefficients) - set(MODES)
-        if unknown:
+        if unknown := set(self.coefficients) - set(MODES):
             raise ValueError(f"unknown disabling modes {sorted(unknown)}; valid: {sorted(MODES)}")
         if any(m in CONTEXT_REPLACEMENTS for m in self.coefficients) and self.means is None:
             raise ValueError("attribution of mode 'mean' needs Patches.means (layers, heads, head_dim)")
 
     @property
-    def patches_context(self) -> bool:
+    def patches_context(self) -> bool:  # whether a context mode is patched (engine route only)
         return any(mode in CONTEXT_REPLACEMENTS for mode in self.coefficients)
 
     def patched_probs(self, layer: int, probs: torch.Tensor, key_is_real: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ values), `n_tokens`, `n_examples`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -105,3 +106,17 @@ def read_means(table: pa.Table, model: PreTrainedModel) -> torch.Tensor:
     frame = table.sort_by([("layer", "ascending"), ("head", "ascending")])
     values = np.array(frame.column("mean").to_pylist(), dtype=np.float64)  # (layers * heads, head_dim)
     return torch.from_numpy(values.reshape(layers, heads, -1)).to(torch.float32)
+
+
+def means_for_modes(
+    path: str | Path | None, modes: Sequence[str], model: PreTrainedModel
+) -> torch.Tensor | None:
+    """Mode mean's reference means (layers, heads, head_dim) from the checkpoint's head_means table
+    when `modes` include mean, else None; an error when mean is asked and the table is not given."""
+    if "mean" not in modes:
+        return None
+    if path is None:
+        raise ValueError("mode 'mean' needs the head_means table of the checkpoint (input means)")
+    import pyarrow.parquet as pq
+
+    return read_means(pq.read_table(path), model)
