@@ -31,7 +31,7 @@ test: lint
 # GLUE for `make quick`: configs/quick.yaml reads ../shared/data/glue when that folder exists,
 # else the Hugging Face hub; GLUE_DIR=/path/to/glue_data (<TASK>/{train,dev}.tsv) reads that folder.
 GLUE_DIR ?=
-QUICK_TARGETS := results/figure8.pdf results/figure9.pdf results/table1.csv results/claims.md
+QUICK_TARGETS := results/figure8.pdf results/figure9.pdf results/table1.csv results/claims.md results/pruning.pdf
 comma := ,
 QUICK_DATA = $(if $(GLUE_DIR),--config 'data={source: local$(comma) local_dir: "$(GLUE_DIR)"}')
 

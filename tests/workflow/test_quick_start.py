@@ -25,7 +25,13 @@ from workflow_helpers import REPO
 pytestmark = pytest.mark.workflow
 
 QUICK_SECONDS = 60
-QUICK_TARGETS = ["results/figure8.pdf", "results/figure9.pdf", "results/table1.csv", "results/claims.md"]
+QUICK_TARGETS = [
+    "results/figure8.pdf",
+    "results/figure9.pdf",
+    "results/table1.csv",
+    "results/claims.md",
+    "results/pruning.pdf",
+]
 
 
 def fresh_clone(tmp_path: Path) -> Path:
