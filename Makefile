@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/snakemake --lint --directory $$(mktemp -d) --snakefile $(CURDIR)/Snakefile --configfile $(CURDIR)/config.yaml
 
 test: lint
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=40
 
 # GLUE for `make quick`: configs/quick.yaml reads ../shared/data/glue when that folder exists,
 # else the Hugging Face hub; GLUE_DIR=/path/to/glue_data (<TASK>/{train,dev}.tsv) reads that folder.
