@@ -101,6 +101,8 @@ def agreement_text(agreement: pl.DataFrame, task: str, mode: str, statistic: str
         return f"{name}: undefined"
     if statistic == "top_k_overlap":
         name = f"top-{row['k']} overlap"
+    if not math.isfinite(float(row["ci_low"])):  # type: ignore[arg-type]
+        return f"{name} {value:.2f} (no interval)"
     return f"{name} {value:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
 
 
