@@ -15,7 +15,8 @@ Proved here:
   within noise of `expected` (over 20 simulations their mean difference is 0 within 3 Monte Carlo
   standard errors, and no simulation is 0.25 above chance);
 * the null (independent noise in every seed, no effect): the pooled Spearman interval contains 0
-  in at least 18 of 20 simulations for both the deltas and the importance, and
+  in at least 18 of 20 simulations for both the deltas and the importance, `pearson_corrected`
+  is either unresolved (NaN interval, with a note) or has an interval reaching 0, and
   `helps_replicated` is NaN with a note when no head is selected;
 * every observed correlation is scipy's Spearman of the plain mean deltas (and mean importances);
 * `sign_flip_pvalues` matches the exact sign-flip distribution enumerated over all 2^10 signs;
@@ -126,17 +127,24 @@ def test_seed_specific_effects_do_not_replicate_beyond_chance() -> None:
 
 def test_null_intervals_cover_zero_and_nothing_is_selected() -> None:
     covered = {"spearman_delta": 0, "spearman_importance": 0}
+    unresolved = 0
     for seed in range(30, 50):
         table = run(case(seed, "null"))
         for statistic in covered:
             r = row(table, statistic)
             covered[statistic] += r["ci_low"] <= 0.0 <= r["ci_high"]
+        corrected = row(table, "pearson_corrected")
+        unresolved += not math.isfinite(corrected["ci_low"])
+        # no true spread over the heads: never a finite interval without signal, a note where unresolved
+        assert not math.isfinite(corrected["ci_low"]) or corrected["ci_low"] <= 0.0, corrected
+        assert math.isfinite(corrected["ci_low"]) or "not resolved" in corrected["note"], corrected
         helps = row(table, "helps_replicated")
         if helps["n_selected"] == 0:
             assert math.isnan(helps["value"]) and "no head selected" in helps["note"], helps
         else:  # a false selection: within noise of chance
             assert helps["ci_low"] <= helps["expected"] <= helps["ci_high"], helps
     assert all(count >= 18 for count in covered.values()), covered
+    assert unresolved > 0  # the null is where the correction breaks down: the note is exercised
 
 
 def test_observed_correlations_are_scipys_of_the_plain_means() -> None:

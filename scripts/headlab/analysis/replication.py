@@ -12,7 +12,9 @@ the pairs' values, and of their replicates for the interval):
   of seed a and seed b;
 * `pearson_corrected` (pairs a < b): the correlation of the heads' *true* deltas in the two seeds,
   the noise of the observed deltas removed (`headlab.analysis.mode_agreement.spread_noise` and
-  `corrected_pearson`, as for two modes: corrected once for the value, twice for a replicate);
+  `corrected_pearson`, as for two modes: corrected once for the value, twice for a replicate;
+  where a corrected variance is not positive in the replicates, the interval is NaN and the note
+  says the correlation is not resolved: its value, clipped to [-1, 1], is then no evidence);
 * `helps_replicated` (ordered pairs a != b): the dev examples are split into halves A and B
   (`headlab.analysis.head_selection.halves_of(n, settings.seed)`). In seed a, on half A, the
   heads whose mean score delta is significantly > 0 are selected: a one-sided paired sign-flip
@@ -164,9 +166,15 @@ def _correlations(
                 pair, value, corrected_pearson(replicates[:, a], replicates[:, b], *noise, times=2.0)
             )
         )
-    return _rows("spearman_delta", spearman, alpha, spearman) + _rows(
-        "pearson_corrected", corrected, alpha, corrected
+    unresolved = (
+        "the deltas' noise is as large as their spread over the heads (a corrected variance is not "
+        "positive in the replicates): the corrected correlation is not resolved, its value clipped to [-1, 1]"
     )
+    corrected_rows = [
+        row | {"note": unresolved} if not np.isfinite(row["ci_low"]) else row
+        for row in _rows("pearson_corrected", corrected, alpha, corrected)
+    ]
+    return _rows("spearman_delta", spearman, alpha, spearman) + corrected_rows
 
 
 def _selections(
