@@ -33,8 +33,8 @@ separately (one set of counts for every seed), jointly with the dev resample of 
 Seeds are not resampled: the intervals are conditional on these fine-tuning seeds. The top-k
 overlap gets no interval (NaN): it is a step function of the ranks near the k-th unit, where the
 deltas crowd, and its percentile bootstrap is not centred on it (the quick run, SST-2 pooled:
-observed 0.6, 95 % of the replicates in [0.7, 1.0]); read its seed-to-seed spread instead. The estimate
-and the exact delta share their example noise (the same examples), so their statistics are
+observed 0.6, 95 % of the replicates in [0.7, 1.0]); read its seed-to-seed spread instead.
+The estimate and the exact delta share their example noise (the same examples), so their statistics are
 attenuated far less than two seeds' (`headlab.analysis.replication`). n_examples is
 the dev set's size for the attribution screen and the importance sample's for importance.
 
@@ -112,13 +112,12 @@ def _compare(
     rows = []
     for scope, seed, e_obs, x_obs, e_rep, x_rep in scopes:
         observed = screen_statistics(e_obs[None], x_obs[None], k, statistics)  # statistic -> (1,)
-        replicated = screen_statistics(e_rep, x_rep, k, statistics)  # statistic -> (B,)
+        with_interval = tuple(name for name in statistics if name not in NO_INTERVAL)
+        replicated = screen_statistics(e_rep, x_rep, k, with_interval)  # statistic -> (B,)
         where = {**keys, "k": k, "n_units": units, "scope": scope, "seed": seed}
         for name in statistics:
-            fields = interval_fields(observed[name][0], replicated[name], alpha)
-            if name in NO_INTERVAL:
-                fields |= {"ci_low": float("nan"), "ci_high": float("nan")}
-            rows.append({**where, "statistic": name, **fields})
+            draws = replicated.get(name, np.full(1, np.nan))  # all NaN: no interval
+            rows.append({**where, "statistic": name, **interval_fields(observed[name][0], draws, alpha)})
     return rows
 
 
