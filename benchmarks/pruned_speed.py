@@ -38,8 +38,9 @@ from transformers import AutoModelForSequenceClassification, BertConfig, PreTrai
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from headlab.model.batching import Batch
-from headlab.model.engine import Controls, Intervention, head_count, layer_count
+from headlab.model.engine import Controls, head_count, layer_count
 from headlab.model.inference import batch_logits, inference_session
+from headlab.model.interventions import Intervention
 from headlab.model.pruning import prune_heads
 
 CHECK_ROWS = 4

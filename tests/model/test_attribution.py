@@ -20,8 +20,9 @@ from headlab.analysis.scoring import example_scores as table_scores
 from headlab.model.ablation import cached_sweep
 from headlab.model.attribution import attribution_pass, example_scores, gradient_session, normalized_by_layer
 from headlab.model.batching import Batch, encode, eval_batches
-from headlab.model.engine import Controls, Intervention, head_count, layer_count
+from headlab.model.engine import Controls, head_count, layer_count
 from headlab.model.inference import batch_logits, inference_session
+from headlab.model.interventions import Intervention
 from headlab.model.masks import single_head_masks
 from tiny import tiny_classifier, tiny_tokenizer
 

@@ -7,7 +7,8 @@ import torch
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from headlab.model.engine import ENGINE_KEY, Controls, Intervention, engine_attached
+from headlab.model.engine import ENGINE_KEY, Controls, engine_attached
+from headlab.model.interventions import Intervention
 from tiny import eager_context, tiny_classifier
 
 LAYERS, HEADS = 2, 4

@@ -25,7 +25,6 @@ from headlab.model.batching import Batch
 from headlab.model.engine import (
     Controls,
     EngineError,
-    Intervention,
     engine_attached,
     head_count,
     layer_count,
@@ -33,6 +32,7 @@ from headlab.model.engine import (
 )
 from headlab.model.families import SUPPORTED_MODEL_TYPES, UnsupportedModelError, family_of
 from headlab.model.inference import batch_logits, inference_session
+from headlab.model.interventions import Intervention
 from headlab.model.masks import sweep_masks
 
 VOCAB = 64

@@ -18,8 +18,9 @@ import torch
 
 from headlab.model.ablation import cached_sweep, naive_sweep
 from headlab.model.batching import encode, eval_batches
-from headlab.model.engine import Controls, EngineError, Intervention, engine_attached
+from headlab.model.engine import Controls, EngineError, engine_attached
 from headlab.model.head_means import means_table, read_means, reference_means
+from headlab.model.interventions import Intervention
 from headlab.model.masks import baseline_mask, parse_named_mask, sweep_masks
 from tiny import eager_context, tiny_classifier, tiny_tokenizer
 

@@ -20,9 +20,10 @@ import transformers as T
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from headlab.model.batching import Batch
-from headlab.model.engine import Controls, Intervention, engine_attached, head_count, layer_count
+from headlab.model.engine import Controls, engine_attached, head_count, layer_count
 from headlab.model.families import UnsupportedModelError
 from headlab.model.inference import batch_logits, inference_session
+from headlab.model.interventions import Intervention
 from headlab.model.pruning import (
     CONFIG_KEY,
     EmptySelfAttention,

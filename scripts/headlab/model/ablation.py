@@ -28,16 +28,9 @@ from transformers import PreTrainedModel
 
 from headlab.heads import HeadMask
 from headlab.model.batching import Batch, restore_order
-from headlab.model.engine import (
-    Controls,
-    Intervention,
-    head_count,
-    layer_count,
-    layer_modules,
-    model_family,
-    submodule,
-)
+from headlab.model.engine import Controls, head_count, layer_count, layer_modules, model_family, submodule
 from headlab.model.inference import batch_logits, inference_session
+from headlab.model.interventions import Intervention
 from headlab.model.masks import mask_tensor
 
 Progress = Callable[[int], None]

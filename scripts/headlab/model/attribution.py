@@ -28,8 +28,9 @@ import torch
 from transformers import PreTrainedModel
 
 from headlab.model.batching import Batch, restore_order
-from headlab.model.engine import Controls, Intervention, Patches, engine_attached, head_count, layer_count
+from headlab.model.engine import Controls, engine_attached, head_count, layer_count
 from headlab.model.inference import inputs_for
+from headlab.model.interventions import Intervention, Patches
 
 
 def example_scores(logits: torch.Tensor, labels: torch.Tensor, is_regression: bool) -> torch.Tensor:

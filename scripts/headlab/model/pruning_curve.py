@@ -28,8 +28,9 @@ from transformers import PreTrainedModel
 
 from headlab.model.attribution import attribution_pass, normalized_by_layer
 from headlab.model.batching import Batch, restore_order
-from headlab.model.engine import Controls, Intervention, head_count, layer_count
+from headlab.model.engine import Controls, head_count, layer_count
 from headlab.model.inference import batch_logits, inference_session
+from headlab.model.interventions import Intervention
 
 ORDERS = ("importance", "delta", "random")
 # (pruned (layers, heads) bool, count) -> the next `count` heads to remove, (layer, head) 0-based
