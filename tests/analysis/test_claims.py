@@ -21,8 +21,9 @@ import pytest
 from scipy import stats
 
 from claim_helpers import claim_inputs
-from headlab.analysis.claim_registry import REGISTRY, PaperNumber
+from headlab.analysis.claim_registry import REGISTRY
 from headlab.analysis.claim_rules import VERDICTS, Unit, interval_verdict, with_units
+from headlab.analysis.claim_types import PaperNumber
 from headlab.analysis.claims import (
     CLAIM_IDS,
     CLAIMS_SCHEMA,

@@ -9,9 +9,6 @@ turns the registry into the card.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from headlab.analysis import ablation_claims as ablation
@@ -19,8 +16,8 @@ from headlab.analysis import attention_claims as attention
 from headlab.analysis import feature_claims as features
 from headlab.analysis import layer_claims as layers
 from headlab.analysis import pattern_claims as patterns
-from headlab.analysis.claim_inputs import ClaimInputs
 from headlab.analysis.claim_rules import INTERVAL_RULE
+from headlab.analysis.claim_types import Claim, PaperNumber
 from headlab.analysis.condition_claims import condition_claim
 from headlab.analysis.importance_claims import (
     disabling_replicates_claim,
@@ -29,34 +26,6 @@ from headlab.analysis.importance_claims import (
 )
 from headlab.analysis.mode_claims import framenet_claim, framenet_heads_description, modes_agree_claim
 from headlab.conditions import FINETUNED, PRETRAINED, SCRATCH
-
-GROUPS = {"paper": "The paper's claims", "headlab": "headlab's own questions"}
-
-
-@dataclass(frozen=True)
-class PaperNumber:
-    """The paper's number for a claim and where it comes from."""
-
-    text: str  # as the paper gives it
-    source: str  # "text, Sec. 4.6", "Table 1", "read off Figure 8 (±0.1 point)"
-    value: float | None = None  # points: against our interval (the mean of the tasks' when `average`)
-    per_task: Mapping[str, float] = field(default_factory=dict)  # points, against each task's unit
-    average: bool = False
-    tolerance: float = 0.0  # points: the uncertainty of reading the number
-
-
-@dataclass(frozen=True)
-class Claim:
-    claim_id: str
-    group: str  # a key of GROUPS
-    section: str
-    claim: str  # the paper's sentence, short (or headlab's question)
-    paper: PaperNumber
-    quantity: str  # what we measure
-    rule: str  # the verdict rule
-    needs: str  # what the run needs
-    compute: Callable[[ClaimInputs], dict[str, object]]
-
 
 NO_NUMBER = PaperNumber("no number", "text")
 ABOVE = INTERVAL_RULE.format(side="above")
@@ -398,5 +367,4 @@ REGISTRY: tuple[Claim, ...] = (
         lambda i: prunable_share_description(i.prunable),
     ),
 )
-CLAIM_IDS = tuple(c.claim_id for c in REGISTRY)
 CLAIM_IDS = tuple(c.claim_id for c in REGISTRY)

@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 
 from headlab.analysis.claim_inputs import ClaimInputs
-from headlab.analysis.claim_registry import CLAIM_IDS, GROUPS, REGISTRY, Claim, PaperNumber
+from headlab.analysis.claim_registry import CLAIM_IDS, REGISTRY
 from headlab.analysis.claim_rules import VERDICTS, Unit, size_verdict
+from headlab.analysis.claim_types import GROUPS, Claim, PaperNumber
 
 __all__ = ["CLAIMS_SCHEMA", "CLAIM_IDS", "ClaimInputs", "claims_markdown", "claims_table"]
 
