@@ -17,6 +17,7 @@ localrules:
 rule run_report:
     input:
         table1="results/table1.md",
+        learning=rules.learning_check.output.md,
         claims="results/claims.md",
         pngs=expand("results/{name}.png", name=list(REPORT_FIGURES)),
         captions=expand(

@@ -8,6 +8,7 @@ localrules:
     model_figure8,
     model_figure9,
     table1,
+    learning_check,
     collect_ablation,
     figure_mode_agreement,
 
@@ -128,6 +129,33 @@ rule table1:
         task_metrics={t: list(get_task(t).metrics) for t in TASKS},
     script:
         "../scripts/table1.py"
+
+
+# Does each fine-tuned model learn its task? Every seed against the best constant prediction and
+# the pre-trained encoder, by paired standard errors (headlab.analysis.learning_check).
+rule learning_check:
+    input:
+        predictions=expand(
+            rules.evaluate.output.predictions, model=MODELS, task=TASKS, seed=SEEDS
+        ),
+        code=job_code("summaries", "learning_check"),
+    output:
+        table="results/learning.parquet",
+        md="results/learning.md",
+    log:
+        "logs/learning_check/learning_check.log",
+    benchmark:
+        "logs/learning_check/learning_check.benchmark.tsv"
+    conda:
+        "../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        regression_tasks=[t for t in TASKS if get_task(t).is_regression],
+    script:
+        "../scripts/learning_check.py"
 
 
 rule claims:

@@ -26,6 +26,7 @@ AGGREGATE_RULES = frozenset(
     {
         "collect_ablation",
         "table1",
+        "learning_check",
         "claims",
         "figure_mode_agreement",
         "figure1",
@@ -53,6 +54,7 @@ SEED_COLLECTING_RULES = frozenset(
         "figure_mode_agreement",
         "collect_ablation",
         "table1",
+        "learning_check",
         "claims",
         "figure8",
         "figure9",
@@ -204,6 +206,7 @@ def expected_job_counts(config: Mapping[str, Any]) -> Counter[str]:
             "figure2": 1,
             "collect_ablation": 1,
             "table1": 1,
+            "learning_check": 1,
             "figure6": 1,
             "figure7": 1,
             "model_figure6": models,

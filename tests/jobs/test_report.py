@@ -73,6 +73,7 @@ def finished_run(
     (results / "table1.md").write_text(
         "Table 1 caption.\n\n| model | task |\n| --- | --- |\n| minilm | SST-2 |\n"
     )
+    (results / "learning.md").write_text("- minilm on SST-2: learns: 2 of 2 seed(s) beat majority.\n")
     (results / "claims.md").write_text("# The paper's claims, checked on minilm\n\n### C1\n\nDetail of C1.\n")
     for rule, values in BENCHMARKS.items():
         for job, seconds in enumerate(values):
@@ -89,6 +90,7 @@ def finished_run(
     return FakeSnakemake(
         input={
             "table1": str(results / "table1.md"),
+            "learning": str(results / "learning.md"),
             "claims": str(results / "claims.md"),
             "pngs": Namedlist([str(results / f"{n}.png") for n in names]),
             "captions": Namedlist([str(captions / f"{n}.rst") for n in names]),
@@ -137,6 +139,8 @@ def test_the_page_has_every_section_its_figures_beside_it_and_the_exact_run_time
     assert sorted(linked) == sorted(f"{n}.png" for n in REPORT_FIGURES)
     assert all((report / name).is_file() for name in linked)  # the folder stands alone
     assert "| minilm | SST-2 |" in page and "\n##### C1\n" in page
+    learning = page.index("\n## Does the model learn?\n")
+    assert page.index("- minilm on SST-2: learns: 2 of 2 seed(s)") > learning
     rows = {
         match[0]: float(match[1])
         for match in re.findall(r"^\| (\w+) \| \d+ \| ([\d.]+) \|", page, flags=re.M)

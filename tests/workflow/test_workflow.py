@@ -223,6 +223,16 @@ def test_run_writes_figures_and_tables(tiny_run: TinyRun) -> None:
     table1 = pl.read_csv(results / "table1.csv")
     assert sorted(table1["task"].to_list()) == sorted(tiny_run.config["tasks"])
     assert (results / "table1.md").read_text().count("|") > 0
+    # the learning check: every seed against two references, its fine-tuned score recomputed here
+    learning = pl.read_parquet(results / "learning.parquet")
+    assert learning.height == len(tiny_run.config["tasks"]) * len(tiny_run.seeds) * 2
+    for row in learning.iter_rows(named=True):
+        path = results / tiny_run.alias / row["task"] / f"seed-{row['seed']}" / "predictions.parquet"
+        tuned = pl.read_parquet(path).filter(pl.col("condition") == FINETUNED)
+        error = (tuned["prediction"] - tuned["label"]).to_numpy()
+        expected = -np.mean(error**2) if row["measure"] == "neg_mse" else np.mean(error == 0)
+        assert row["finetuned"] == pytest.approx(expected, rel=1e-12, abs=1e-12), row
+    assert f"{tiny_run.alias} on {tiny_run.config['tasks'][0]}:" in (results / "learning.md").read_text()
 
     ablation = pl.read_parquet(results / "ablation.parquet")
     summary = pl.read_parquet(results / "ablation_summary.parquet")
@@ -448,6 +458,7 @@ def test_new_seed_runs_only_its_jobs_and_the_collecting_ones(tiny_run: TinyRun, 
         "figure_mode_agreement": 1 if modes >= 2 else 0,
         "collect_ablation": 1,
         "table1": 1,
+        "learning_check": 1,
         "claims": 1,
         "figure8": 1,
         "figure9": 1,
@@ -472,6 +483,7 @@ def test_new_model_runs_only_its_jobs_and_the_aggregates(tiny_run: TinyRun, tmp_
     aggregates = {
         "collect_ablation",
         "table1",
+        "learning_check",
         "figure_mode_agreement",
         "importance_figures",
         "run_report",

@@ -1,8 +1,9 @@
-"""The run report's page: one Markdown file (``results/report/README.md``) with Table 1, the claims
-card, Figures 8 and 9, the pruning, replication, importance and attribution figures, the
-calibration summary, run time per rule family, the config and its hash, library versions and
-each model's provenance. Every run gets the same sections in the same order; a part the report
-was not given says so in its section instead of leaving the section out.
+"""The run report's page: one Markdown file (``results/report/README.md``) with Table 1, whether the
+fine-tuned models learn (rule learning_check), the claims card, Figures 8 and 9, the pruning,
+replication, importance and attribution figures, the calibration summary, run time per rule
+family, the config and its hash, library versions and each model's provenance. Every run gets
+the same sections in the same order; a part the report was not given says so in its section
+instead of leaving the section out.
 
 Definitions: the figures are PNGs beside the page (`REPORT_FIGURES`: file stem -> title), shown
 with the caption of their rule (``report/<stem>.rst``); the calibration summary is the
@@ -43,6 +44,7 @@ FIGURE_SECTIONS = {
 }
 SECTIONS = (
     "Table 1",
+    "Does the model learn?",
     "The claims card",
     *FIGURE_SECTIONS,
     "Calibration of the statistics",
@@ -75,6 +77,7 @@ class ReportParts:
     logs: str = "logs"  # the folder the benchmark files were read from
     targets: int | None = None  # how many other final targets the report waited for
     table1: str | None = None  # results/table1.md
+    learning: str | None = None  # results/learning.md (rule learning_check)
     claims: str | None = None  # results/claims.md
     figures: Mapping[str, Figure] = field(default_factory=dict)  # stem -> figure
     calibration: str | None = None  # the text of docs/calibration.md
@@ -245,6 +248,7 @@ def report_markdown(parts: ReportParts) -> str:
     ]
     bodies = {
         "Table 1": _embedded(parts.table1, "results/table1.md"),
+        "Does the model learn?": _embedded(parts.learning, "results/learning.md"),
         "The claims card": _embedded(parts.claims, "results/claims.md"),
         **{title: _figures(names, parts.figures) for title, names in FIGURE_SECTIONS.items()},
         "Calibration of the statistics": _calibration(parts),

@@ -1,10 +1,10 @@
 """Job of rules/report.smk: the report of a run, ``results/report/README.md``, with the PNGs it shows
 copied beside it (so the folder stands alone).
 
-It reads Table 1, the claims card, the figures and their captions, the calibration document when
-the workflow has one, and every ``logs/**/*.benchmark.tsv`` present when it runs (not inputs:
-the rule waits for the run's other targets instead); the page itself is built by
-`headlab.analysis.run_report`.
+It reads Table 1, the learning check, the claims card, the figures and their captions, the
+calibration document when the workflow has one, and every ``logs/**/*.benchmark.tsv`` present
+when it runs (not inputs: the rule waits for the run's other targets instead); the page itself
+is built by `headlab.analysis.run_report`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class RunReport:
     readme: Path
     copies: list[Path]  # results/report/<stem>.png
     table1: Path | None = None  # results/table1.md (None: the page says it was not given)
+    learning: Path | None = None  # results/learning.md
     claims: Path | None = None  # results/claims.md
     calibration: Path | None = None  # docs/calibration.md, when the workflow has it
     calibration_source: str = "docs/calibration.md"
@@ -63,6 +64,7 @@ def run_report(job: RunReport, logger: logging.Logger) -> None:
         logs=str(job.logs),
         targets=len(job.targets),
         table1=job.table1.read_text(encoding="utf-8") if job.table1 else None,
+        learning=job.learning.read_text(encoding="utf-8") if job.learning else None,
         claims=job.claims.read_text(encoding="utf-8") if job.claims else None,
         figures=figures,
         calibration=job.calibration.read_text(encoding="utf-8") if job.calibration else None,

@@ -1,5 +1,5 @@
 """Jobs of rules/summaries.smk, what a run says: Figures 8 and 9 (and their per-model copies), the
-mode-agreement figure, Table 1 and the claims."""
+mode-agreement figure, Table 1, the learning check and the claims."""
 
 from __future__ import annotations
 
@@ -64,6 +64,42 @@ def table1(job: Table1, logger: logging.Logger) -> None:
     write_csv(table, job.csv)
     write_text(table1_markdown(table), job.md)
     logger.info("Table 1 with %d rows written to %s and %s", table.height, job.csv, job.md)
+
+
+@dataclass(frozen=True)
+class LearningCheck:
+    predictions: list[Path]  # rule evaluate's, every model, task and seed
+    regression_tasks: list[str]
+    table: Path
+    md: Path
+    log: Path | None = None
+    threads: int = 1
+
+
+def learning_check(job: LearningCheck, logger: logging.Logger) -> None:
+    """Rule learning_check: does every seed's fine-tuned model beat the best constant prediction and
+    the pre-trained encoder by more than two paired standard errors?"""
+    import polars as pl
+
+    from headlab.analysis.learning_check import learning_check as check
+    from headlab.analysis.learning_check import learning_markdown, task_verdicts
+    from headlab.io.parquet import write_table
+    from headlab.io.text import write_text
+
+    table = check(pl.concat([pl.read_parquet(path) for path in job.predictions]), set(job.regression_tasks))
+    write_table(table.to_arrow(), job.table, {"sources": [str(p) for p in job.predictions]})
+    write_text(learning_markdown(table), job.md)
+    for model, task, seeds, majority, pretrained, learns in task_verdicts(table).iter_rows():
+        logger.info(
+            "%s %s: %s (%d/%d seeds beat majority, %d/%d beat pretrained)",
+            model,
+            task,
+            "learns" if learns else "does not clearly learn",
+            majority,
+            seeds,
+            pretrained,
+            seeds,
+        )
 
 
 @dataclass(frozen=True)
