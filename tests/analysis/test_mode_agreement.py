@@ -64,6 +64,14 @@ K = 3
 RTOL, ATOL = 1e-9, 1e-12
 
 
+def shown(row: dict) -> tuple[str, ...]:
+    """The columns a row has numbers in: the top-k overlap has no interval (NaN by design)."""
+    if row["statistic"] == "top_k_overlap":
+        assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"]), row
+        return ("value",)
+    return ("value", "ci_low", "ci_high")
+
+
 def sweep_masks(layers: int = LAYERS, heads: int = HEADS) -> list[Mask]:
     """The baseline, every single head L{l}-H{h}, then every layer L{l} (1-based)."""
     masks: list[Mask] = [("baseline", "baseline", None, None)]
@@ -189,9 +197,8 @@ def test_identical_modes_agree_perfectly_with_zero_width_intervals() -> None:
             for column in ("value", "ci_low", "ci_high"):
                 assert math.isnan(row[column]) or row[column] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
             continue
-        assert row["value"] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
-        assert row["ci_low"] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
-        assert row["ci_high"] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
+        for column in shown(row):
+            assert row[column] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
 
 
 def test_identical_modes_with_strong_effects_have_corrected_correlation_one() -> None:
@@ -201,7 +208,7 @@ def test_identical_modes_with_strong_effects_have_corrected_correlation_one() ->
     table = agree({"uniform": uniform, "zero": uniform.with_columns(mode=pl.lit("zero"))})
     assert set(table["statistic"]) == set(STATISTICS)
     for row in table.iter_rows(named=True):
-        for column in ("value", "ci_low", "ci_high"):
+        for column in shown(row):
             assert row[column] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
 
 
@@ -235,7 +242,7 @@ def test_increasing_function_of_the_deltas_gives_rank_correlation_one() -> None:
             assert planted - 0.03 < row["ci_low"] <= row["ci_high"] <= 1.0, row
             continue
         # every rank statistic is 1: same order of the heads, so the same k lowest heads too
-        for column in ("value", "ci_low", "ci_high"):
+        for column in shown(row):
             assert row[column] == pytest.approx(1.0, rel=RTOL, abs=ATOL), row
 
 
@@ -246,7 +253,7 @@ def test_reversed_order_gives_rank_correlation_minus_one() -> None:
         # REVERSED is linear in LINEAR with a negative slope: the corrected Pearson is -1 too
         # (the correction can only push |r| up, and it is clipped to [-1, 1])
         expected = 0.0 if row["statistic"] == "top_k_overlap" else -1.0
-        for column in ("value", "ci_low", "ci_high"):
+        for column in shown(row):
             assert row[column] == pytest.approx(expected, rel=RTOL, abs=ATOL), row
 
 
@@ -382,7 +389,10 @@ def test_observed_values_are_the_statistics_of_the_plain_deltas() -> None:
         for statistic, value in expected.items():
             row = rows_of(table, scope=scope, seed=seed, statistic=statistic).row(0, named=True)
             assert row["value"] == pytest.approx(value, rel=RTOL, abs=ATOL), (scope, seed, statistic)
-            assert row["ci_low"] <= row["ci_high"]
+            if statistic == "top_k_overlap":
+                assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+            else:
+                assert row["ci_low"] <= row["ci_high"]
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -411,9 +421,9 @@ def test_k_is_capped_at_the_number_of_heads() -> None:
     table = agree(null_modes(41, ["uniform", "zero"]), k=100)
     assert set(table["k"]) == {N_HEADS}
     overlaps = rows_of(table, statistic="top_k_overlap")
-    # the "top" 12 of 12 heads are all heads in both modes
-    for column in ("value", "ci_low", "ci_high"):
-        np.testing.assert_allclose(overlaps[column].to_numpy(), 1.0, rtol=RTOL, atol=ATOL)
+    # the "top" 12 of 12 heads are all heads in both modes; the overlap has no interval
+    np.testing.assert_allclose(overlaps["value"].to_numpy(), 1.0, rtol=RTOL, atol=ATOL)
+    assert overlaps["ci_low"].is_nan().all() and overlaps["ci_high"].is_nan().all()
 
 
 def test_same_seed_same_table() -> None:

@@ -12,11 +12,13 @@ the heads: (cov(a, b) - noise covariance) / sqrt((var a - noise variance a)(var 
 noise being the part the heads do not share (`spread_noise`).
 
 Resamples are crossed: one example resample for every seed and every mode (seeds are not drawn
-with replacement, so the intervals are conditional on these fine-tuning seeds). Spearman,
-Kendall and the top-k overlap get percentile intervals of the replicates (attenuated like the
-observed values: descriptions); `pearson_corrected` gets the percentile interval of the
-corrected replicates, each corrected for twice the noise (a replicate adds its own noise to the
-observed deltas'). NaN where no head's deltas vary beyond their noise.
+with replacement, so the intervals are conditional on these fine-tuning seeds). Spearman and
+Kendall get percentile intervals of the replicates (attenuated like the observed values:
+descriptions). The top-k overlap gets none (NaN), as in `headlab.analysis.attribution_agreement`:
+a step function of the ranks near the k-th head, where the deltas crowd, its percentile bootstrap
+is not centred on it; read its seed-to-seed spread instead. `pearson_corrected` gets the
+percentile interval of the corrected replicates, each corrected for twice the noise (a replicate
+adds its own noise to the observed deltas'). NaN where no head's deltas vary beyond their noise.
 
 Table (`AGREEMENT_SCHEMA`): model, task, metric, scope (seed | pooled), seed (null pooled),
 mode_a, mode_b, statistic (spearman | kendall | top_k_overlap | pearson_corrected), value,
@@ -51,6 +53,7 @@ AGREEMENT_SCHEMA: dict[str, pl.DataType] = {
     "n_examples": pl.Int64(),
 }
 STATISTICS = ("spearman", "kendall", "top_k_overlap", "pearson_corrected")
+NO_INTERVAL = frozenset({"top_k_overlap"})  # a step function: its bootstrap is off centre (module doc)
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -172,7 +175,10 @@ def mode_agreement(
             observed = agreement_statistics(delta_a[None], delta_b[None], k, noise, times=1.0)
             replicated = agreement_statistics(draws_a, draws_b, k, noise, times=2.0)
             for statistic in STATISTICS:
-                low, high = percentile_interval(replicated[statistic][:, None], alpha)
+                if statistic in NO_INTERVAL:
+                    low = high = np.full(1, np.nan)
+                else:
+                    low, high = percentile_interval(replicated[statistic][:, None], alpha)
                 rows.append(
                     {
                         **keys,

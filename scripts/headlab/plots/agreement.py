@@ -11,6 +11,7 @@ nothing itself.
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def _label(agreement: pl.DataFrame, task: str, a: str, b: str) -> str:
         r = rows.filter(pl.col("statistic") == statistic)
         if r.height:
             v = r.row(0, named=True)
-            lines.append(f"{name} {v['value']:.2f} [{v['ci_low']:.2f}, {v['ci_high']:.2f}]")
+            interval = "" if math.isnan(v["ci_low"]) else f" [{v['ci_low']:.2f}, {v['ci_high']:.2f}]"
+            lines.append(f"{name} {v['value']:.2f}{interval}")
     return "\n".join(lines)
 
 
