@@ -82,6 +82,58 @@ def test_the_importance_order_re_estimates_with_the_removed_heads_masked() -> No
     assert (0, 0) not in chosen
 
 
+def test_the_held_out_delta_order_scores_each_half_with_the_other_halfs_order() -> None:
+    """Cross-fitting: a sweep whose two halves rank the heads in opposite orders; every example of
+    the first half is scored with the heads the second half's deltas chose removed, and vice versa,
+    each equal to an independent masked pass; the table names both orders."""
+    model = tiny_classifier(seed=6)
+    batches, gold = _data(12, seed=3)
+    n, layers, heads = len(gold), layer_count(model), head_count(model)
+    first = curves.dev_halves(n, seed=0)  # (n,) bool
+    assert first.sum() == n // 2 and np.array_equal(first, curves.dev_halves(n, seed=0))
+    assert not np.array_equal(first, curves.dev_halves(n, seed=1))
+    ranks = np.arange(layers * heads, dtype=float)  # head index -> delta in the first half
+    masks = [("baseline", "baseline", None, None)] + [
+        (f"L{la + 1}-H{h + 1}", "head", la + 1, h + 1) for la in range(layers) for h in range(heads)
+    ]
+    score = np.zeros((len(masks), n))  # (masks, examples): baseline 0
+    score[1:, first] = ranks[:, None]  # the first half: the last head costs least
+    score[1:, ~first] = -ranks[:, None]  # the second half: the first head costs least
+    sweep = pl.DataFrame(
+        {
+            "kind": [m[1] for m in masks for _ in range(n)],
+            "layer": pl.Series([m[2] for m in masks for _ in range(n)], dtype=pl.Int32),
+            "head": pl.Series([m[3] for m in masks for _ in range(n)], dtype=pl.Int32),
+            "example": np.tile(np.arange(n) + 50, len(masks)),
+            "score": score.reshape(-1),
+        }
+    )
+    rows = np.arange(n) + 50  # the dev table's example ids
+    deltas = [head_score_deltas(sweep, layers, heads, rows[half]) for half in (first, ~first)]
+    np.testing.assert_allclose(deltas[0].reshape(-1), ranks, rtol=0, atol=1e-12)
+    levels = curves.pruning_levels(layers * heads, 0.25, "total", 0.5)
+    halves = [curves.pruning_curve(model, batches, n, CPU, levels, curves.static_chooser(-d)) for d in deltas]
+    merged = curves.cross_fitted(*halves, first)
+    for level in merged[1:]:
+        chosen_on_first = np.zeros(layers * heads, dtype=bool)
+        chosen_on_first[layers * heads - level.n_pruned :] = True  # the largest first-half deltas
+        chosen_on_second = np.zeros(layers * heads, dtype=bool)
+        chosen_on_second[: level.n_pruned] = True
+        by_first = curves.masked_logits(model, batches, n, CPU, chosen_on_first.reshape(layers, heads))
+        by_second = curves.masked_logits(model, batches, n, CPU, chosen_on_second.reshape(layers, heads))
+        np.testing.assert_allclose(level.logits[~first], by_first[~first], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(level.logits[first], by_second[first], rtol=1e-6, atol=1e-7)
+    metrics, _ = pruning_tables("m", get_task("MRPC"), 1, [("delta_heldout", 0, merged)], 8, gold, rows)
+    named = metrics.filter(pl.col("step") == 1)["removed"].unique().to_list()
+    assert len(named) == 1 and named[0].count("|") == 1
+    assert named[0].split("|")[0].split(",")[0] == f"L{layers}-H{heads}"  # the first half's cheapest
+    assert named[0].split("|")[1].split(",")[0] == "L1-H1"
+    with pytest.raises(ValueError, match="two halves"):
+        curves.dev_halves(1, seed=0)
+    with pytest.raises(ValueError, match="different levels"):
+        curves.cross_fitted(halves[0], halves[1][:-1], first)
+
+
 def test_random_orders_depend_only_on_seed_and_draw() -> None:
     none = np.zeros((3, 4), dtype=bool)
     first = curves.random_chooser(3, 4, 7, 1)(none, 12)

@@ -224,7 +224,7 @@ def test_pruning_lines_bands_and_tolerance_hold_the_summary(tmp_path: Path) -> N
         assert lines["tolerance"].get_linestyle() == "--"
         assert list(lines["baseline"].get_ydata()) == pytest.approx([baseline] * 2, abs=1e-15)
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert "random (mean of 4 draws)" in legend and "delta (Kovaleva Δ)" in legend
+        assert "random (mean of 4 draws)" in legend and "delta (Kovaleva Δ, in-sample)" in legend
 
 
 def test_pruning_picks_a_metric_and_names_bad_input(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ class CurveLevel(Protocol):
     n_pruned: int
     removed: tuple[tuple[int, int], ...]
     logits: np.ndarray  # (examples, labels)
+    also_removed: tuple[tuple[int, int], ...] | None  # a cross-fitted curve's second order
 
 
 def _per_head(values: np.ndarray, examples: np.ndarray) -> dict[str, np.ndarray]:
@@ -126,10 +127,24 @@ def importance_tables(
     return per_example.sort("example", "layer", "head"), aggregated
 
 
-def head_score_deltas(sweep: pl.DataFrame, layers: int, heads: int) -> np.ndarray:
-    """(layers, heads) mean over examples of each single head's score delta in one seed's sweep
-    predictions (score under the head's mask minus the baseline's, per example); an error if a head
-    or the scores are missing."""
+def removed_names(level: CurveLevel) -> str:
+    """The heads a level removed, 'L1-H2,L3-H4'; a cross-fitted level's two orders as 'first|second'."""
+    names = [
+        ",".join(head_name(layer + 1, head + 1) for layer, head in removed)
+        for removed in (level.removed, level.also_removed)
+        if removed is not None
+    ]
+    return "|".join(names)
+
+
+def head_score_deltas(
+    sweep: pl.DataFrame, layers: int, heads: int, examples: np.ndarray | None = None
+) -> np.ndarray:
+    """(layers, heads) mean over examples (those of `examples`, every one when None) of each
+    single head's score delta in one seed's sweep predictions (score under the head's mask minus
+    the baseline's, per example); an error if a head or the scores are missing."""
+    if examples is not None:
+        sweep = sweep.filter(pl.col("example").is_in(np.asarray(examples, dtype=np.int64).tolist()))
     base = sweep.filter(pl.col("kind") == "baseline").select("example", base="score")
     rows = sweep.filter(pl.col("kind") == "head").join(base, on="example", how="inner")
     means = rows.group_by("layer", "head").agg((pl.col("score") - pl.col("base")).mean().alias("delta"))
@@ -172,7 +187,7 @@ def pruning_tables(
                         "task": task.name,
                         "seed": seed,
                         **level_key,
-                        "removed": ",".join(head_name(layer + 1, head + 1) for layer, head in level.removed),
+                        "removed": removed_names(level),
                         "metric": metric,
                         "value": value,
                         "n_examples": len(gold),

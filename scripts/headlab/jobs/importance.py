@@ -102,6 +102,7 @@ class PruningCurve:
 def pruning_curve(job: PruningCurve, logger: logging.Logger) -> None:
     """Rule pruning_curve: the dev score as heads are removed, in Michel's importance order, the
     sweep's delta order and seeded random orders."""
+    import numpy as np
     import polars as pl
 
     from headlab.analysis.importance_tables import head_score_deltas, pruning_tables
@@ -123,11 +124,15 @@ def pruning_curve(job: PruningCurve, logger: logging.Logger) -> None:
         tokenizer, job.sample, importance["size"], importance["seed"], job.max_length, job.batch_size
     )
     dev = sample_batches(tokenizer, job.dev, None, 0, job.max_length, job.batch_size)
-    deltas = head_score_deltas(pl.read_parquet(job.sweep), layers, heads)  # (layers, heads)
+    sweep = pl.read_parquet(job.sweep)
+    deltas = head_score_deltas(sweep, layers, heads)  # (layers, heads)
+    first = curves.dev_halves(len(dev.rows), int(settings["seed"]))  # (examples,) bool
+    rows = np.asarray(dev.rows)
+    half_deltas = [head_score_deltas(sweep, layers, heads, rows[half]) for half in (first, ~first)]
     draws = int(settings["random_draws"])
     steps = len(levels) - 1
     logger.info(
-        "%s %s seed %d: %d levels up to %d of %d heads, orders importance, delta and %d random draws",
+        "%s %s seed %d: %d levels up to %d of %d heads, orders importance, delta, delta_heldout, %d random",
         job.model,
         task.name,
         job.seed,
@@ -136,7 +141,7 @@ def pruning_curve(job: PruningCurve, logger: logging.Logger) -> None:
         layers * heads,
         draws,
     )
-    with progress_bar(logger, steps * (3 + draws), f"pruning {task.name}") as bar:
+    with progress_bar(logger, steps * (5 + draws), f"pruning {task.name}") as bar:
         orders = [
             (
                 "importance",
@@ -164,6 +169,14 @@ def pruning_curve(job: PruningCurve, logger: logging.Logger) -> None:
             )
             for order, draw, choose in orders
         ]
+        # the delta order chosen on each half, each half scored by the other's (cross-fitted)
+        halves = [
+            curves.pruning_curve(
+                model, dev.batches, len(dev.rows), where, levels, curves.static_chooser(-d), bar.update
+            )
+            for d in half_deltas
+        ]
+        results.append(("delta_heldout", 0, curves.cross_fitted(*halves, first)))
     table, predictions = pruning_tables(
         job.model, task, job.seed, results, layers * heads, dev.labels, dev.rows
     )

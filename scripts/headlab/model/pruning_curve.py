@@ -11,7 +11,11 @@ Which heads go next is the order's choice, among the heads still there:
   step with the heads removed so far masked (`headlab.model.attribution`), optionally
   normalised per layer as Michel's;
 - `delta`: the heads whose exact disabling costs least (Kovaleva et al.'s single-head sweep, the
-  largest mean score deltas first), a fixed order;
+  largest mean score deltas first), a fixed order. Chosen on the dev set it is scored on, its
+  curve is optimistic (selection on the test data);
+- `delta_heldout`: the same order cross-fitted (`cross_fitted`): the dev set is split in two seeded
+  halves (`dev_halves`), each half's examples are scored by the curve whose order was chosen on
+  the other half's sweep deltas, so no example scores an order chosen on it;
 - `random`: a seeded random order (several draws: the null of "removing that many heads").
 """
 
@@ -32,7 +36,7 @@ from headlab.model.engine import Controls, head_count, layer_count
 from headlab.model.inference import batch_logits, inference_session
 from headlab.model.interventions import Intervention
 
-ORDERS = ("importance", "delta", "random")
+ORDERS = ("importance", "delta", "delta_heldout", "random")
 # (pruned (layers, heads) bool, count) -> the next `count` heads to remove, (layer, head) 0-based
 Chooser = Callable[[np.ndarray, int], list[tuple[int, int]]]
 
@@ -45,6 +49,9 @@ class Level:
     n_pruned: int
     removed: tuple[tuple[int, int], ...]
     logits: np.ndarray  # (examples, labels)
+    # a cross-fitted curve: `removed` is what the first half's order removed (scoring the second
+    # half), `also_removed` the second half's (scoring the first); None for a single order
+    also_removed: tuple[tuple[int, int], ...] | None = None
 
 
 def pruning_levels(total: int, step: float, of: str, max_share: float) -> list[int]:
@@ -147,3 +154,26 @@ def pruning_curve(
         if progress is not None:
             progress(1)
     return curve
+
+
+def dev_halves(n: int, seed: int) -> np.ndarray:
+    """(n,) bool: a seeded split of n dev positions into a first half (True, floor(n/2)) and the rest."""
+    if n < 2:
+        raise ValueError(f"{n} dev example(s): a held-out order needs two halves")
+    first = np.zeros(n, dtype=bool)
+    first[np.random.default_rng([seed, 2]).permutation(n)[: n // 2]] = True
+    return first
+
+
+def cross_fitted(
+    chosen_on_first: list[Level], chosen_on_second: list[Level], first: np.ndarray
+) -> list[Level]:
+    """One curve from two orders chosen on the two halves (`first`: (examples,) bool): the first
+    half's examples take the logits of the order chosen on the second half, and vice versa."""
+    if [lv.n_pruned for lv in chosen_on_first] != [lv.n_pruned for lv in chosen_on_second]:
+        raise ValueError("the two halves' curves have different levels")
+    merged = []
+    for a, b in zip(chosen_on_first, chosen_on_second, strict=True):
+        logits = np.where(first[:, None], b.logits, a.logits)  # (examples, labels)
+        merged.append(Level(a.step, a.n_pruned, a.removed, logits, also_removed=b.removed))
+    return merged

@@ -46,9 +46,18 @@ SUMMARY_COLUMNS = (
     "n_draws",
     "n_examples",
 )
-ORDERS = ("importance", "delta", "random")
-ORDER_COLOURS = {"importance": "tab:blue", "delta": "tab:green", "random": "0.45"}
-ORDER_LABELS = {"importance": "importance (Michel)", "delta": "delta (Kovaleva Δ)"}
+ORDERS = ("importance", "delta", "delta_heldout", "random")
+ORDER_COLOURS = {
+    "importance": "tab:blue",
+    "delta": "tab:green",
+    "delta_heldout": "tab:olive",
+    "random": "0.45",
+}
+ORDER_LABELS = {
+    "importance": "importance (Michel)",
+    "delta": "delta (Kovaleva Δ, in-sample)",
+    "delta_heldout": "delta (Kovaleva Δ, held out)",
+}
 TOLERANCE = 0.01  # one point of a metric in [0, 1]
 
 
