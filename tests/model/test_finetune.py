@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from headlab.model.batching import Encoded, encode
-from headlab.model.finetune import LogRow, TrainingSettings, finetune
+from headlab.model.finetune import LogRow, TrainingSettings, finetune, optimizer_for
 from headlab.workflow.defaults import config_defaults
 from tiny import NEGATIVE, POSITIVE, tiny_classifier, tiny_tokenizer
 
@@ -84,6 +84,30 @@ def test_the_logged_rate_is_the_one_the_optimizer_used() -> None:
     assert all(torch.equal(snapshots[0][name], before[name]) for name in before)
     moved = [name for name in before if not torch.equal(snapshots[1][name], before[name])]
     assert "classifier.weight" in moved and len(moved) > len(before) // 2, moved
+
+
+def test_the_fused_optimizer_makes_the_per_parameter_loops_update() -> None:
+    """optimizer_for uses torch's fused AdamW on CPU: five steps with the same gradients and two
+    parameter groups (weight decay on matrices only) land where the plain loop lands."""
+    settings = training_settings(epochs=1, batch_size=4, learning_rate=1e-2, seed=1)
+    fused_model, loop_model = tiny_classifier(seed=3), tiny_classifier(seed=3)
+    fused = optimizer_for(fused_model, settings)
+    assert fused.defaults["fused"] is True
+    groups = [
+        {"params": group["params"], "weight_decay": group["weight_decay"]}
+        for group in optimizer_for(loop_model, settings).param_groups
+    ]
+    loop = torch.optim.AdamW(groups, lr=settings.learning_rate, foreach=False, fused=False)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for a, b in zip(fused_model.parameters(), loop_model.parameters(), strict=True):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        fused.step()
+        loop.step()
+    for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(next(fused_model.parameters()), next(tiny_classifier(seed=3).parameters()))
 
 
 @pytest.mark.parametrize(

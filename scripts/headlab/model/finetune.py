@@ -46,7 +46,10 @@ class LogRow:
 
 
 def optimizer_for(model: PreTrainedModel, settings: TrainingSettings) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and LayerNorm weights, as in BERT."""
+    """AdamW; no weight decay on biases and LayerNorm weights, as in BERT. The fused kernel where
+    torch has one for the parameters' device (CPU and CUDA): the same update as the per-parameter
+    loop up to rounding (tests/model/test_finetune.py), about 5x faster on CPU, where the loop was
+    ~8 % of a MiniLM training step (benchmarks/finetune.py)."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
@@ -54,7 +57,9 @@ def optimizer_for(model: PreTrainedModel, settings: TrainingSettings) -> torch.o
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=settings.learning_rate)
+    devices = {parameter.device.type for parameter in model.parameters()}
+    fused = devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in model.parameters())
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=fused or None)
 
 
 def training_steps(examples: int, settings: TrainingSettings) -> int:
@@ -75,7 +80,7 @@ def training_step(
     with autocast_for(device):
         outputs = model(**inputs_for(model, batch, device), labels=batch.labels.to(device))
     outputs.loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm, foreach=True)
     optimizer.step()
     if schedule is not None:
         schedule.step()
