@@ -1,6 +1,6 @@
 # The field's sister experiments (Michel et al. 2019; attribution patching): every head's
 # importance and first-order disabling estimate from one backward pass per model x task x seed,
-# pruning curves in three orders, how well the screens predict the exact sweep, whether the
+# pruning curves in four orders, how well the screens predict the exact sweep, whether the
 # effects replicate across seeds, and the figures.
 
 

@@ -1,4 +1,4 @@
-"""Snakemake adapter of rule pruning_curve: the dev score as heads are removed, in three orders.
+"""Snakemake adapter of rule pruning_curve: the dev score as heads are removed, in four orders.
 
 The job is headlab.jobs.importance.pruning_curve; its parameters come from the rule by name."""
 

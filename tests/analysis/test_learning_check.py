@@ -89,6 +89,8 @@ def test_degenerate_differences_give_infinite_or_nan_margins() -> None:
         paired_difference(np.ones(1), np.zeros(1))
     with pytest.raises(ValueError, match="different examples"):
         paired_difference(np.ones(3), np.zeros(4))
+    with pytest.raises(ValueError, match="1 non-finite"):
+        paired_difference(np.array([1.0, np.nan, 0.0]), np.zeros(3))
 
 
 def test_missing_condition_or_other_examples_stop_with_the_seed_named() -> None:
@@ -100,6 +102,11 @@ def test_missing_condition_or_other_examples_stop_with_the_seed_named() -> None:
     )
     with pytest.raises(ValueError, match="different examples"):
         learning_check(shifted, set())
+    diverged = predictions("STS-B", 44, [0.5, 1.0, 2.0], [np.nan, 1.0, 2.0], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="STS-B seed 44 against majority: 1 non-finite"):
+        learning_check(diverged, {"STS-B"})
+    with pytest.raises(ValueError, match="no predictions"):
+        learning_check(table.clear(), set())
 
 
 def test_verdicts_and_markdown_need_every_seed_to_beat_both() -> None:

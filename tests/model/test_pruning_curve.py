@@ -128,6 +128,8 @@ def test_the_held_out_delta_order_scores_each_half_with_the_other_halfs_order() 
     assert len(named) == 1 and named[0].count("|") == 1
     assert named[0].split("|")[0].split(",")[0] == f"L{layers}-H{heads}"  # the first half's cheapest
     assert named[0].split("|")[1].split(",")[0] == "L1-H1"
+    with pytest.raises(ValueError, match="3 of the 4 examples"):
+        head_score_deltas(sweep, layers, heads, np.array([50, 51, 52, 999]))
     with pytest.raises(ValueError, match="two halves"):
         curves.dev_halves(1, seed=0)
     with pytest.raises(ValueError, match="different levels"):

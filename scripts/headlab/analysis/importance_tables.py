@@ -146,6 +146,10 @@ def head_score_deltas(
     if examples is not None:
         sweep = sweep.filter(pl.col("example").is_in(np.asarray(examples, dtype=np.int64).tolist()))
     base = sweep.filter(pl.col("kind") == "baseline").select("example", base="score")
+    if examples is not None and base["example"].n_unique() != len(set(np.asarray(examples).tolist())):
+        raise ValueError(
+            f"the sweep's baseline has {base['example'].n_unique()} of the {len(examples)} examples asked for"
+        )
     rows = sweep.filter(pl.col("kind") == "head").join(base, on="example", how="inner")
     means = rows.group_by("layer", "head").agg((pl.col("score") - pl.col("base")).mean().alias("delta"))
     if means.height != layers * heads or means["delta"].is_nan().any() or means["delta"].is_null().any():

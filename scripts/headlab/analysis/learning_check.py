@@ -79,6 +79,9 @@ def paired_difference(better: np.ndarray, worse: np.ndarray) -> tuple[float, flo
     if better.size < 2:
         raise ValueError(f"{better.size} paired example(s): a standard error needs at least 2")
     d = better - worse  # (n,)
+    if not np.isfinite(d).all():
+        bad = int((~np.isfinite(d)).sum())
+        raise ValueError(f"{bad} non-finite per-example credit(s) (NaN or inf outputs)")
     difference = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(d.size))
     if se > 0:
@@ -94,7 +97,9 @@ def learning_check(predictions: pl.DataFrame, regression_tasks: set[str] | froze
     """One row per (model, task, seed, reference) of rule evaluate's predictions (columns model,
     task, seed, condition, example, prediction, label): the fine-tuned model against the
     reference, in LEARNING_SCHEMA. A seed without both conditions, or whose two conditions
-    scored different examples, stops with the seed named."""
+    scored different examples, stops with the seed named; so do no predictions at all."""
+    if predictions.is_empty():
+        raise ValueError("no predictions: the learning check needs rule evaluate's tables")
     rows = []
     keys = predictions.select("model", "task", "seed").unique().sort("model", "task", "seed")
     for model, task, seed in keys.iter_rows():
@@ -122,7 +127,10 @@ def learning_check(predictions: pl.DataFrame, regression_tasks: set[str] | froze
         }
         for reference in REFERENCES:
             theirs = references[reference]
-            difference, se, margin = paired_difference(ours, theirs)
+            try:
+                difference, se, margin = paired_difference(ours, theirs)
+            except ValueError as error:
+                raise ValueError(f"{model} {task} seed {seed} against {reference}: {error}") from None
             rows.append(
                 {
                     "model": model,
@@ -187,7 +195,7 @@ def learning_markdown(table: pl.DataFrame) -> str:
         )
     lines += [
         "",
-        "| Model | Task | Seed | Reference | Fine-tuned | Reference | Difference | Paired SE "
+        "| Model | Task | Seed | Reference | Fine-tuned | Reference value | Difference | Paired SE "
         "| Margin (SE) | Beats |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]

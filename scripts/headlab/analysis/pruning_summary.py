@@ -1,7 +1,7 @@
 """The pruning curves of issue 21 summarised: the task metric as more heads are pruned, per order.
 
 Input: the pruning predictions (issue 21 table 4) of every seed of one model and one or more
-tasks: per seed, order (importance | delta | random), draw (0, or 1..n for the seeded random
+tasks: per seed, order (importance | delta | delta_heldout | random), draw (0, or 1..n for the seeded random
 orders) and step (0 = nothing pruned), the predictions of the dev examples.
 
 `pruning_summary`: per (task, order, step), `value` is the task's metric

@@ -101,7 +101,7 @@ class PruningCurve:
 
 def pruning_curve(job: PruningCurve, logger: logging.Logger) -> None:
     """Rule pruning_curve: the dev score as heads are removed, in Michel's importance order, the
-    sweep's delta order and seeded random orders."""
+    sweep's delta order (in-sample and held out) and seeded random orders."""
     import numpy as np
     import polars as pl
 

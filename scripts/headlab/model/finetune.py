@@ -48,8 +48,8 @@ class LogRow:
 def optimizer_for(model: PreTrainedModel, settings: TrainingSettings) -> torch.optim.AdamW:
     """AdamW; no weight decay on biases and LayerNorm weights, as in BERT. The fused kernel where
     torch has one for the parameters' device (CPU and CUDA): the same update as the per-parameter
-    loop up to rounding (tests/model/test_finetune.py), about 5x faster on CPU, where the loop was
-    ~8 % of a MiniLM training step (benchmarks/finetune.py)."""
+    loop (torch's default on CPU) up to rounding (tests/model/test_finetune.py), several times
+    faster (benchmarks/finetune.py)."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
@@ -80,7 +80,7 @@ def training_step(
     with autocast_for(device):
         outputs = model(**inputs_for(model, batch, device), labels=batch.labels.to(device))
     outputs.loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm, foreach=True)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     if schedule is not None:
         schedule.step()

@@ -37,6 +37,9 @@ from headlab.model.inference import batch_logits, inference_session
 from headlab.model.interventions import Intervention
 
 ORDERS = ("importance", "delta", "delta_heldout", "random")
+# The dev halves' random stream under pruning.seed: three entries, apart from the random orders'
+# two ([seed, draw]).
+HALVES_STREAM = (0, 1)
 # (pruned (layers, heads) bool, count) -> the next `count` heads to remove, (layer, head) 0-based
 Chooser = Callable[[np.ndarray, int], list[tuple[int, int]]]
 
@@ -161,7 +164,7 @@ def dev_halves(n: int, seed: int) -> np.ndarray:
     if n < 2:
         raise ValueError(f"{n} dev example(s): a held-out order needs two halves")
     first = np.zeros(n, dtype=bool)
-    first[np.random.default_rng([seed, 2]).permutation(n)[: n // 2]] = True
+    first[np.random.default_rng([seed, *HALVES_STREAM]).permutation(n)[: n // 2]] = True
     return first
 
 

@@ -4,7 +4,9 @@ One panel per task (and metric, in the summary's order; `metrics` picks one per 
 axis the share of the model's heads pruned, a line per order in which heads are removed:
 
 * importance: least important first by Michel et al.'s head importance;
-* delta: least harmful first by Kovaleva et al.'s disabling delta (the sweep's score change);
+* delta: least harmful first by Kovaleva et al.'s disabling delta (the sweep's score change),
+  chosen on the examples it is scored on;
+* delta_heldout: the same, each half of the dev set scored by the order the other half chose;
 * random: seeded random orders (the line their mean, the legend says how many draws).
 
 Each line is the summary's ``value`` at each step, its band ``ci_low``..``ci_high``; the
