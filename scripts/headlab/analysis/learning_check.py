@@ -101,11 +101,8 @@ def learning_check(predictions: pl.DataFrame, regression_tasks: set[str] | froze
     if predictions.is_empty():
         raise ValueError("no predictions: the learning check needs rule evaluate's tables")
     rows = []
-    keys = predictions.select("model", "task", "seed").unique().sort("model", "task", "seed")
-    for model, task, seed in keys.iter_rows():
-        of_seed = predictions.filter(
-            (pl.col("model") == model) & (pl.col("task") == task) & (pl.col("seed") == seed)
-        )
+    groups = predictions.partition_by("model", "task", "seed", as_dict=True)  # one pass over the table
+    for (model, task, seed), of_seed in sorted(groups.items()):
         by_condition = {}
         for condition in (FINETUNED, PRETRAINED):
             table = of_seed.filter(pl.col("condition") == condition).sort("example")
