@@ -54,9 +54,15 @@ if not set(SCRATCH_SEEDS) <= set(SEEDS):
         f"finetune.scratch_seeds {SCRATCH_SEEDS} must be a subset of finetune.seeds {SEEDS}: "
         "a seed's scratch scores are evaluated with its finetuned model"
     )
-# finetune.* as the training settings of one seed (the seed comes from the wildcard).
-SEED_KEYS = ("seeds", "scratch_seeds", "analysis_seed")
+# finetune.* as the training settings of one seed (the seed comes from the wildcard), and the
+# per-task overrides of finetune.by_task (a task absent there trains with finetune.*; changing one
+# task's entry reruns that task's jobs only; the checks ensure each names a GLUE task).
+SEED_KEYS = ("seeds", "scratch_seeds", "analysis_seed", "by_task")
 TRAINING_SETTINGS = {k: v for k, v in config["finetune"].items() if k not in SEED_KEYS}
+TASK_TRAINING = {
+    get_task(name).name: entry
+    for name, entry in (config["finetune"].get("by_task") or {}).items()
+}
 # Attention statistics are computed on the pretrained encoder (once: no seed) and on the model
 # fine-tuned from it (per seed); the words are headlab.conditions'.
 ATTENTION = list(ATTENTION_CONDITIONS)
@@ -87,6 +93,11 @@ wildcard_constraints:
     mask=one_of(MASKS) if MASKS else "(?!)",
     split="train|dev",
     condition=one_of(TRAINED),  # a checkpoint's; the pretrained encoder's rules have no condition wildcard
+
+
+def training_settings(wildcards):
+    """finetune.* of the job's task: its finetune.by_task entry over the shared settings."""
+    return {**TRAINING_SETTINGS, **TASK_TRAINING.get(wildcards.task, {})}
 
 
 def model_entry(wildcards):

@@ -24,7 +24,7 @@ rule finetune:
         runtime=720,
     params:
         model_entry=model_entry,
-        settings=TRAINING_SETTINGS,
+        settings=training_settings,
         max_length=config["max_length"],
         device=config["device"],
         precision=config["precision"],

@@ -160,6 +160,14 @@ def test_per_task_caps_must_name_glue_tasks(config: dict[str, Any]) -> None:
     check_config(with_changes(config, data__max_train_examples={"MRPC": 10, "RTE": 5}))
 
 
+def test_per_task_training_must_name_glue_tasks(config: dict[str, Any]) -> None:
+    message = only_problem(
+        with_changes(config, finetune__by_task={"MRPC": {"epochs": 2}, "RTEE": {"epochs": 5}})
+    )
+    assert message.startswith("finetune.by_task.RTEE: ") and "'RTEE'" in message, message
+    check_config(with_changes(config, finetune__by_task={"MRPC": {"epochs": 2}, "RTE": {"epochs": 5}}))
+
+
 def test_mean_mode_is_refused_for_a_family_without_the_head_output(
     config: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -110,19 +110,22 @@ def _pattern_condition_problems(config: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _cap_problems(config: Mapping[str, Any]) -> list[str]:
-    """Per-task caps (data.max_*_examples as a mapping) must name GLUE tasks (a task that is
-    not configured is ignored, so a config's caps survive narrowing `tasks`)."""
+PER_TASK_KEYS = (("data", "max_train_examples"), ("data", "max_eval_examples"), ("finetune", "by_task"))
+
+
+def _per_task_problems(config: Mapping[str, Any]) -> list[str]:
+    """Per-task entries (data.max_*_examples as a mapping, finetune.by_task) must name GLUE tasks
+    (a task that is not configured is ignored, so a config's entries survive narrowing `tasks`)."""
     problems = []
-    for key in ("max_train_examples", "max_eval_examples"):
-        cap = config.get("data", {}).get(key)
-        if not isinstance(cap, Mapping):
+    for section, key in PER_TASK_KEYS:
+        entries = config.get(section, {}).get(key)
+        if not isinstance(entries, Mapping):
             continue
-        for task in cap:
+        for task in entries:
             try:
                 get_task(task)
             except UnknownTaskError as error:
-                problems.append(f"data.{key}.{task}: {error}")
+                problems.append(f"{section}.{key}.{task}: {error}")
     return problems
 
 
@@ -233,7 +236,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     problems = (
         (_task_problems(config) + _model_problems(config) + _data_problems(config) + _figure_problems(config))
         + _mask_problems(config)
-        + _cap_problems(config)
+        + _per_task_problems(config)
         + _mean_mode_problems(config)
         + _seed_problems(config)
         + _precision_problems(config)
