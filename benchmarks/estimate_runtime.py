@@ -1,7 +1,7 @@
 """Estimate a config's run time from the `.benchmark.tsv` files of a finished run.
 
 Every model job's time is taken as an overhead plus a cost per token of work: training tokens x
-epochs (finetune), dev tokens x 3 conditions (evaluate), dev tokens x masks (ablate_sweep,
+epochs (finetune), dev tokens x conditions (evaluate), dev tokens x masks (ablate_sweep,
 ablate_mask), sampled dev tokens (attention_stats, attention_drift). The cost per token and the
 overhead of each rule are fitted (least squares, overhead >= 0) on the finished run's jobs; the
 other rules take their mean time. The target config's work is counted on its own data samples
@@ -11,15 +11,19 @@ time, so the estimate is the sum. Run from the repository root, e.g.:
 
     python benchmarks/estimate_runtime.py --run /tmp/quick --configfile configs/cpu-study.yaml
 
-`--run` is the folder the finished run ran in (its logs/, results/ and resources/).
+`--run` is the folder the finished run ran in (its logs/, results/ and resources/). The target
+config's jobs per rule come from a dry run of its targets (`--targets`, default the CPU study's) in
+that folder with every job forced; a rule with no per-token model (pruning curves, head
+importance, the tables) takes its mean job time in the finished run.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,45 @@ from headlab.model.specs import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_RULES = ("finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift")
+# The study's command (README, "The CPU study").
+STUDY_TARGETS = (
+    "results/claims.md",
+    "results/figure8.pdf",
+    "results/figure9.pdf",
+    "results/table1.csv",
+    "results/report/README.md",
+)
+
+
+def epochs_of(config: dict, task: str) -> float:
+    """The task's fine-tuning epochs: its finetune.by_task entry, else finetune.epochs."""
+    return (config["finetune"].get("by_task") or {}).get(task, {}).get("epochs", config["finetune"]["epochs"])
+
+
+def trained_seeds(config: dict) -> int:
+    """Fine-tuning runs per task: every seed from pretrained weights, the scratch seeds from random."""
+    finetune = config["finetune"]
+    return len(finetune["seeds"]) + len(finetune.get("scratch_seeds") or finetune["seeds"])
+
+
+def planned_jobs(run: Path, configfile: Path, targets: list[str]) -> Counter[str]:
+    """rule -> jobs of `targets` under `configfile`: a dry run in the finished run's folder with every
+    job forced (its relative data paths resolve there as in the run)."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+    command += ["--directory", str(run), "--configfile", str(configfile.resolve()), "--cores", "2"]
+    command += ["--dry-run", "--forceall", "--", *targets]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the dry run of {configfile} in {run} failed:\n{done.stderr[-3000:]}")
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
+    counts: Counter[str] = Counter()
+    for line in lines[start + 3 :]:  # the title, the header and the dashes
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def seconds(path: Path) -> float:
@@ -81,9 +124,8 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
         per_rule = {
             "finetune": (
                 f"finetune/*/{task}/seed-*/*.benchmark.tsv",
-                train_tokens * config["finetune"]["epochs"],
+                train_tokens * epochs_of(config, task),
             ),
-            "evaluate": (f"evaluate/*/{task}/seed-*.benchmark.tsv", 3 * dev_tokens),
             "ablate_sweep": (f"ablate_sweep/*/{task}/seed-*/*.benchmark.tsv", masks * dev_tokens),
             "ablate_mask": (f"ablate_mask/*/{task}/seed-*/*/*.benchmark.tsv", 2 * dev_tokens),
             # the pretrained encoder's statistics cost as much per token as a fine-tuned one's
@@ -100,6 +142,12 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
         }
         for rule, (*patterns, work) in per_rule.items():
             found[rule] += [(path, work) for pattern in patterns for path in logs.glob(pattern)]
+        # the pretrained encoder and each checkpoint of the seed (scratch: of finetune.scratch_seeds)
+        finetune = config["finetune"]
+        scratch = {str(seed) for seed in finetune.get("scratch_seeds") or finetune["seeds"]}
+        for path in logs.glob(f"evaluate/*/{task}/seed-*.benchmark.tsv"):
+            seed = path.name.removeprefix("seed-").removesuffix(".benchmark.tsv")
+            found["evaluate"].append((path, (2 + (seed in scratch)) * dev_tokens))
     return found
 
 
@@ -109,7 +157,6 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
     seeds, modes = len(config["finetune"]["seeds"]), len(config["ablation"]["modes"])
     named = len(config["ablation"]["masks"])
     total: dict[str, float] = defaultdict(float)
-    jobs: dict[str, int] = defaultdict(int)
     for task in config["tasks"]:
         tables = {}
         for split, cap in (("train", data["max_train_examples"]), ("dev", data["max_eval_examples"])):
@@ -120,8 +167,8 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
             tables[split] = pl.from_arrow(table)
         train, dev = tokens(tokenizer, tables["train"], length), tokens(tokenizer, tables["dev"], length)
         sample = tokens(tokenizer, tables["dev"], length, config["attention"]["max_examples"])
-        total["finetune"] += 2 * seeds * train * config["finetune"]["epochs"]
-        total["evaluate"] += seeds * 3 * dev
+        total["finetune"] += trained_seeds(config) * train * epochs_of(config, task)
+        total["evaluate"] += (seeds + trained_seeds(config)) * dev  # pretrained and each checkpoint
         total["ablate_sweep"] += seeds * modes * dev  # x masks below
         total["ablate_mask"] += seeds * modes * named * 2 * dev
         total["attention_stats"] += (1 + seeds) * sample  # the pretrained encoder once, each seed's
@@ -131,17 +178,7 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
             # masks: the sweep's cost per mask and dev token
             sets = config["framenet"].get("random_sets", {}).get("count", 100)
             total["framenet_ablation"] += seeds * modes * (2 + sets) * dev
-            jobs["framenet_ablation"] += seeds * modes
-        for rule, count in (
-            ("finetune", 2 * seeds),
-            ("evaluate", seeds),
-            ("ablate_sweep", seeds * modes),
-            ("ablate_mask", seeds * modes * named),
-            ("attention_stats", 1 + seeds),
-            ("attention_drift", seeds),
-        ):
-            jobs[rule] += count
-    return {**total, **{f"{rule}#jobs": n for rule, n in jobs.items()}}
+    return dict(total)
 
 
 def main() -> None:
@@ -149,6 +186,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="the finished run's folder")
     parser.add_argument("--run-config", type=Path, default=REPO / "configs" / "quick.yaml")
     parser.add_argument("--configfile", type=Path, required=True, help="the config to estimate")
+    parser.add_argument("--targets", nargs="+", default=list(STUDY_TARGETS), help="the run's targets")
     parser.add_argument("--glue-dir", default=str(REPO.parent / "shared" / "data" / "glue"))
     args = parser.parse_args()
     finished, target = load_config(args.run_config), load_config(args.configfile)
@@ -159,33 +197,27 @@ def main() -> None:
     measured = work_of(args.run, finished, tokenizer, masks)
     work = target_work(target, tokenizer, args.glue_dir)
     work["ablate_sweep"] *= masks
+    jobs = planned_jobs(args.run, args.configfile, args.targets)
     print(f"{'rule':<18}{'jobs':>6}{'overhead s':>12}{'s per 1k tokens':>17}{'estimate s':>12}")
     grand = 0.0
     # a framenet_ablation mask costs what a sweep's mask costs (per mask and dev token)
     measured["framenet_ablation"] = measured["ablate_sweep"]
-    for rule in (*MODEL_RULES, "framenet_ablation"):
-        if f"{rule}#jobs" not in work:
-            continue
-        points = [(w, seconds(path)) for path, w in measured[rule]]
-        if not points:
-            print(f"{rule:<18} no benchmark in {args.run}/logs")
-            continue
-        overhead, rate = fit(points)
-        jobs = int(work[f"{rule}#jobs"])
-        estimate = jobs * overhead + rate * work[rule]
+    for rule, count in sorted(jobs.items()):
+        if rule in (*MODEL_RULES, "framenet_ablation"):
+            points = [(w, seconds(path)) for path, w in measured[rule]]
+            if not points:
+                print(f"{rule:<18}{count:>6}  no benchmark in {args.run}/logs")
+                continue
+            overhead, rate = fit(points)
+            estimate = count * overhead + rate * work[rule]
+            print(f"{rule:<18}{count:>6}{overhead:>12.1f}{1000 * rate:>17.3f}{estimate:>12.0f}")
+        else:  # its mean job time in the finished run
+            times = [seconds(path) for path in (args.run / "logs" / rule).glob("**/*.benchmark.tsv")]
+            if not times:
+                continue  # a local rule: no benchmark file, seconds at most
+            estimate = count * float(np.mean(times))
+            print(f"{rule:<18}{count:>6}{'mean':>12}{'':>17}{estimate:>12.0f}")
         grand += estimate
-        print(f"{rule:<18}{jobs:>6}{overhead:>12.1f}{1000 * rate:>17.3f}{estimate:>12.0f}")
-    others = [
-        seconds(p)
-        for p in (args.run / "logs").glob("*/**/*.benchmark.tsv")
-        if p.relative_to(args.run / "logs").parts[0] not in MODEL_RULES
-    ]
-    rest = float(np.mean(others)) if others else 0.0
-    count = (
-        len(target["tasks"]) * (2 + len(target["ablation"]["modes"])) + 8
-    )  # prepare, statistics, collecting rules
-    grand += rest * count
-    print(f"{'other rules':<18}{count:>6}{'':>12}{'':>17}{rest * count:>12.0f}")
     print(f"total: {grand:.0f} s = {grand / 3600:.2f} h (jobs one at a time, as with --cores 2)")
 
 
