@@ -171,7 +171,7 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
         total["evaluate"] += (seeds + trained_seeds(config)) * dev  # pretrained and each checkpoint
         total["ablate_sweep"] += seeds * modes * dev  # x masks below
         total["ablate_mask"] += seeds * modes * named * 2 * dev
-        total["attention_stats"] += (1 + seeds) * sample  # the pretrained encoder once, each seed's
+        total["attention_stats"] += seeds * sample  # the pretrained encoder's: its own rule, a mean
         total["attention_drift"] += seeds * 2 * sample
         if config["framenet"]["corpus_dir"]:
             # the FrameNet heads and the random sets, each run from its lowest layer like a sweep's
