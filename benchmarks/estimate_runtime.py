@@ -36,6 +36,7 @@ from headlab.data.glue import prepare_split
 from headlab.model.batching import encode
 from headlab.model.loading import load_encoder
 from headlab.model.specs import ModelSpec
+from headlab.workflow.job_stats import job_stats
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_RULES = ("finetune", "evaluate", "ablate_sweep", "ablate_mask", "attention_stats", "attention_drift")
@@ -69,15 +70,7 @@ def planned_jobs(run: Path, configfile: Path, targets: list[str]) -> Counter[str
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the dry run of {configfile} in {run} failed:\n{done.stderr[-3000:]}")
-    lines = done.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
-    counts: Counter[str] = Counter()
-    for line in lines[start + 3 :]:  # the title, the header and the dashes
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
+    return job_stats(done.stdout)
 
 
 def seconds(path: Path) -> float:

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from headlab.workflow.job_stats import job_stats
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 CONFIGS = REPO / "configs"
@@ -250,22 +252,6 @@ def planned_jobs(output: str) -> list[PlannedJob]:
                 key, _, value = item.partition("=")
                 jobs[-1][1][key.strip()] = value.strip()
     return [PlannedJob(rule, wildcards) for rule, wildcards in jobs]
-
-
-def job_stats(output: str) -> Counter[str]:
-    """The first "Job stats" table of a run's output, rule -> count (without the total)."""
-    lines = output.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
-    except StopIteration:
-        return Counter()
-    counts: Counter[str] = Counter()
-    for line in lines[start + 3 :]:  # the title, the header and the dashes
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def planned_counts(run: Run) -> Counter[str]:
