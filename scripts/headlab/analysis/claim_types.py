@@ -34,3 +34,5 @@ class Claim:
     rule: str  # the verdict rule
     needs: str  # what the run needs
     compute: Callable[[ClaimInputs], dict[str, object]]
+    # whether it reads fine-tuned models: then only on the tasks they learn (headlab.analysis.claim_gate)
+    needs_learning: bool = True

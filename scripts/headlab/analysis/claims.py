@@ -2,7 +2,8 @@
 checkable claims, then headlab's own questions), each with our estimate, its interval, a
 direction verdict and, where the paper gives a number, a size comparison.
 
-A claim whose inputs are missing is `not run` and says what to add to the config. Direction
+A claim whose inputs are missing is `not run` and says what to add to the config. A claim that
+reads fine-tuned models leaves out the tasks they do not learn (`headlab.analysis.claim_gate`). Direction
 verdicts follow `headlab.analysis.claim_rules`; the size is `consistent` when the paper's number
 lies in our interval (on the paper's scale: points of the paper's metric), else `smaller` or
 `larger` (ours against the paper's).
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
+from headlab.analysis.claim_gate import left_out_note, unlearned_tasks, without_tasks
 from headlab.analysis.claim_inputs import ClaimInputs
 from headlab.analysis.claim_registry import CLAIM_IDS, REGISTRY
 from headlab.analysis.claim_rules import VERDICTS, Unit, size_verdict
@@ -63,9 +65,26 @@ def claim_size(paper: PaperNumber, made: Mapping[str, object], units: list[Unit]
     return size_verdict(paper.value, made.get("ci_low"), made.get("ci_high"), paper.tolerance)  # type: ignore[arg-type]
 
 
-def claim_row(claim: Claim, inputs: ClaimInputs) -> dict[str, object]:
-    """One row of the card: the registry's entry, then what its function computed."""
-    made = dict(claim.compute(inputs))
+def gated_compute(claim: Claim, inputs: ClaimInputs, left_out: Mapping[str, str]) -> dict[str, object]:
+    """What the claim's function computes on the tasks whose fine-tuned models learn (all of
+    them when it does not read fine-tuned models or every task learns), with the tasks left out
+    in its note; `inconclusive` when it needs only left-out tasks (headlab.analysis.claim_gate)."""
+    if not claim.needs_learning or not left_out:
+        return dict(claim.compute(inputs))
+    made = dict(claim.compute(without_tasks(inputs, set(left_out))))
+    note = left_out_note(left_out)
+    if made["verdict"] == "not run" and claim.compute(inputs)["verdict"] != "not run":
+        # the run has what it needs; the models it would read did not learn
+        return {**made, "verdict": "inconclusive", "note": f"{note}, and it needs them", "size": None}
+    return {**made, "note": "; ".join(filter(None, [made.get("note"), note]))}  # type: ignore[list-item]
+
+
+def claim_row(
+    claim: Claim, inputs: ClaimInputs, left_out: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """One row of the card: the registry's entry, then what its function computed (on the tasks
+    that learn: `left_out` maps the others to why, `unlearned_tasks`)."""
+    made = gated_compute(claim, inputs, left_out or {})
     units = list(made.pop("units", []))  # type: ignore[call-overload]
     return {
         "claim_id": claim.claim_id,
@@ -89,7 +108,8 @@ def claim_row(claim: Claim, inputs: ClaimInputs) -> dict[str, object]:
 
 def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
     """One row per claim of the registry (CLAIMS_SCHEMA), the paper's first, in its order."""
-    rows = [claim_row(claim, inputs) for claim in REGISTRY]
+    left_out = unlearned_tasks(inputs)
+    rows = [claim_row(claim, inputs, left_out) for claim in REGISTRY]
     unknown = sorted({str(r["verdict"]) for r in rows} - set(VERDICTS))
     if unknown:
         raise ValueError(f"claims with unknown verdicts {unknown}")
@@ -100,9 +120,17 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def claims_markdown(table: pl.DataFrame, model: str) -> str:
-    """The card: per group the count of verdicts and one line per claim, then each claim's detail."""
+def claims_markdown(table: pl.DataFrame, model: str, left_out: Mapping[str, str] | None = None) -> str:
+    """The card: the tasks the claims on fine-tuned models leave out (`unlearned_tasks`), per
+    group the count of verdicts and one line per claim, then each claim's detail."""
     lines = [f"# The paper's claims, checked on {model}", ""]
+    if left_out:
+        lines += [
+            f"The claims on fine-tuned models leave out {' and '.join(sorted(left_out))}: "
+            + left_out_note(left_out).split(", ", 1)[1]
+            + ". See the learning check.",
+            "",
+        ]
     for group, title in GROUPS.items():
         rows = table.filter(pl.col("group") == group)
         counts = {v: n for v in VERDICTS if (n := rows.filter(pl.col("verdict") == v).height)}

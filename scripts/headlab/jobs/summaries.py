@@ -139,6 +139,7 @@ def claims(job: Claims, logger: logging.Logger) -> None:
     """Rule claims: the paper's claims with our estimates, intervals and verdicts."""
     import polars as pl
 
+    from headlab.analysis.claim_gate import unlearned_tasks
     from headlab.analysis.claim_inputs import ClaimInputs
     from headlab.analysis.claims import claims_markdown, claims_table
     from headlab.analysis.significance import StatisticsSettings
@@ -212,8 +213,12 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         prunable=joined(job.prunable),
     )
     table = claims_table(inputs)
+    left_out = unlearned_tasks(inputs)
+    for task, why in left_out.items():
+        logger.warning("%s does not clearly learn (%s): claims on fine-tuned models leave it out", task, why)
     write_table(table.to_arrow(), job.table, {"model": job.model, "settings": job.settings})
-    write_atomically(job.md, lambda tmp: tmp.write_text(claims_markdown(table, job.model), encoding="utf-8"))
+    card = claims_markdown(table, job.model, left_out)
+    write_atomically(job.md, lambda tmp: tmp.write_text(card, encoding="utf-8"))
     for row in table.iter_rows(named=True):
         logger.info("%s: %s (%s)", row["claim_id"], row["verdict"], row["ours"])
 
