@@ -14,7 +14,8 @@ time, so the estimate is the sum. Run from the repository root, e.g.:
 `--run` is the folder the finished run ran in (its logs/, results/ and resources/). The target
 config's jobs per rule come from a dry run of its targets (`--targets`, default the CPU study's) in
 that folder with every job forced; a rule with no per-token model (pruning curves, head
-importance, the tables) takes its mean job time in the finished run.
+importance, the tables) takes its mean job time in the finished run, a pruning curve's scaled by
+its dev-set passes (levels x orders) in the two configs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from headlab.data.glue import prepare_split
 from headlab.model.batching import encode
 from headlab.model.loading import load_encoder
+from headlab.model.pruning_curve import pruning_levels
 from headlab.model.specs import ModelSpec
 from headlab.workflow.job_stats import job_stats
 
@@ -71,6 +73,20 @@ def planned_jobs(run: Path, configfile: Path, targets: list[str]) -> Counter[str
     if done.returncode != 0:
         raise SystemExit(f"the dry run of {configfile} in {run} failed:\n{done.stderr[-3000:]}")
     return job_stats(done.stdout)
+
+
+def framenet_masks(config: dict) -> int:
+    """Masks of one framenet_ablation job: the two FrameNet heads and the random sets."""
+    return 2 + (config["framenet"].get("random_sets") or {}).get("count", 100)
+
+
+def pruning_passes(config: dict, heads: int) -> int:
+    """Dev-set passes of one pruning curve: its levels (level 0 included) x its orders (importance,
+    delta, delta_heldout and the random draws; the importance order's re-estimation and the
+    held-out order's two halves ride on the same levels)."""
+    pruning = config["pruning"]
+    levels = pruning_levels(heads, pruning["step"], pruning["of"], pruning["max_share"])
+    return len(levels) * (3 + int(pruning["random_draws"]))
 
 
 def seconds(path: Path) -> float:
@@ -121,6 +137,10 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
             ),
             "ablate_sweep": (f"ablate_sweep/*/{task}/seed-*/*.benchmark.tsv", masks * dev_tokens),
             "ablate_mask": (f"ablate_mask/*/{task}/seed-*/*/*.benchmark.tsv", 2 * dev_tokens),
+            "framenet_ablation": (
+                f"framenet_ablation/*/{task}/seed-*/*.benchmark.tsv",
+                framenet_masks(config) * dev_tokens,
+            ),
             # the pretrained encoder's statistics cost as much per token as a fine-tuned one's
             "attention_stats": (
                 f"attention_stats/*/{task}/**/*.benchmark.tsv",
@@ -167,10 +187,8 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
         total["attention_stats"] += seeds * sample  # the pretrained encoder's: its own rule, a mean
         total["attention_drift"] += seeds * 2 * sample
         if config["framenet"]["corpus_dir"]:
-            # the FrameNet heads and the random sets, each run from its lowest layer like a sweep's
-            # masks: the sweep's cost per mask and dev token
-            sets = config["framenet"].get("random_sets", {}).get("count", 100)
-            total["framenet_ablation"] += seeds * modes * (2 + sets) * dev
+            # the FrameNet heads and the random sets: fitted on the finished run's own jobs
+            total["framenet_ablation"] += seeds * modes * framenet_masks(config) * dev
     return dict(total)
 
 
@@ -193,8 +211,8 @@ def main() -> None:
     jobs = planned_jobs(args.run, args.configfile, args.targets)
     print(f"{'rule':<18}{'jobs':>6}{'overhead s':>12}{'s per 1k tokens':>17}{'estimate s':>12}")
     grand = 0.0
-    # a framenet_ablation mask costs what a sweep's mask costs (per mask and dev token)
-    measured["framenet_ablation"] = measured["ablate_sweep"]
+    if not measured["framenet_ablation"]:  # a run without FrameNet: a sweep's cost per mask and token
+        measured["framenet_ablation"] = measured["ablate_sweep"]
     for rule, count in sorted(jobs.items()):
         if rule in (*MODEL_RULES, "framenet_ablation"):
             points = [(w, seconds(path)) for path, w in measured[rule]]
@@ -204,12 +222,16 @@ def main() -> None:
             overhead, rate = fit(points)
             estimate = count * overhead + rate * work[rule]
             print(f"{rule:<18}{count:>6}{overhead:>12.1f}{1000 * rate:>17.3f}{estimate:>12.0f}")
-        else:  # its mean job time in the finished run
+        else:  # its mean job time in the finished run (a pruning curve's: per dev pass)
             times = [seconds(path) for path in (args.run / "logs" / rule).glob("**/*.benchmark.tsv")]
             if not times:
                 continue  # a local rule: no benchmark file, seconds at most
-            estimate = count * float(np.mean(times))
-            print(f"{rule:<18}{count:>6}{'mean':>12}{'':>17}{estimate:>12.0f}")
+            scale = 1.0
+            if rule == "pruning_curve":
+                scale = pruning_passes(target, layers * heads) / pruning_passes(finished, layers * heads)
+            estimate = count * float(np.mean(times)) * scale
+            kind = "mean" if scale == 1.0 else f"mean x{scale:.2f}"
+            print(f"{rule:<18}{count:>6}{kind:>12}{'':>17}{estimate:>12.0f}")
         grand += estimate
     print(f"total: {grand:.0f} s = {grand / 3600:.2f} h (jobs one at a time, as with --cores 2)")
 
