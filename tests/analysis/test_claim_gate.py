@@ -130,7 +130,7 @@ def test_a_claim_that_needs_only_an_unlearned_task_is_inconclusive_not_not_run()
     assert claim_row(claim, learned, unlearned_tasks(learned))["verdict"] == "supported"
     row = claim_row(claim, unlearned, unlearned_tasks(unlearned))
     assert row["verdict"] == "inconclusive" and row["size"] is None and row["estimate"] is None
-    assert row["note"].endswith("and it needs them")
+    assert row["note"].endswith("without it the claim cannot be decided")
     # without RTE in the run it stays `not run`, with what to add
     absent = claim_inputs(tasks=["MRPC"], predictions=predictions({"MRPC": 1.0}))
     assert claim_row(claim, absent, unlearned_tasks(absent))["note"] == "add RTE to tasks"

@@ -75,7 +75,8 @@ def gated_compute(claim: Claim, inputs: ClaimInputs, left_out: Mapping[str, str]
     note = left_out_note(left_out)
     if made["verdict"] == "not run" and claim.compute(inputs)["verdict"] != "not run":
         # the run has what it needs; the models it would read did not learn
-        return {**made, "verdict": "inconclusive", "note": f"{note}, and it needs them", "size": None}
+        undecided = f"{note}; without it the claim cannot be decided"
+        return {**made, "verdict": "inconclusive", "note": undecided, "size": None}
     return {**made, "note": "; ".join(filter(None, [made.get("note"), note]))}  # type: ignore[list-item]
 
 
