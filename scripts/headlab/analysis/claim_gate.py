@@ -66,8 +66,12 @@ def without_tasks(inputs: ClaimInputs, left_out: set[str] | frozenset[str]) -> C
     return replace(inputs, **changes)  # type: ignore[arg-type]
 
 
+def left_out_reasons(left_out: Mapping[str, str]) -> str:
+    """Why the tasks are left out: "the fine-tuned models do not clearly learn it (RTE: ...)"."""
+    reasons = "; ".join(f"{task}: {left_out[task]}" for task in sorted(left_out))
+    return f"the fine-tuned models do not clearly learn it ({reasons})"
+
+
 def left_out_note(left_out: Mapping[str, str]) -> str:
     """The note of a gated claim: which tasks it leaves out and why."""
-    tasks = sorted(left_out)
-    reasons = "; ".join(f"{task}: {left_out[task]}" for task in tasks)
-    return f"{' and '.join(tasks)} left out, the fine-tuned models do not clearly learn it ({reasons})"
+    return f"{' and '.join(sorted(left_out))} left out, {left_out_reasons(left_out)}"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from headlab.analysis.claim_gate import left_out_note, unlearned_tasks, without_tasks
+from headlab.analysis.claim_gate import left_out_note, left_out_reasons, unlearned_tasks, without_tasks
 from headlab.analysis.claim_inputs import ClaimInputs
 from headlab.analysis.claim_registry import CLAIM_IDS, REGISTRY
 from headlab.analysis.claim_rules import VERDICTS, Unit, size_verdict
@@ -107,9 +107,10 @@ def claim_row(
     }
 
 
-def claims_table(inputs: ClaimInputs) -> pl.DataFrame:
-    """One row per claim of the registry (CLAIMS_SCHEMA), the paper's first, in its order."""
-    left_out = unlearned_tasks(inputs)
+def claims_table(inputs: ClaimInputs, left_out: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """One row per claim of the registry (CLAIMS_SCHEMA), the paper's first, in its order; the
+    claims on fine-tuned models leave out `left_out` (default: `unlearned_tasks(inputs)`)."""
+    left_out = unlearned_tasks(inputs) if left_out is None else left_out
     rows = [claim_row(claim, inputs, left_out) for claim in REGISTRY]
     unknown = sorted({str(r["verdict"]) for r in rows} - set(VERDICTS))
     if unknown:
@@ -128,8 +129,7 @@ def claims_markdown(table: pl.DataFrame, model: str, left_out: Mapping[str, str]
     if left_out:
         lines += [
             f"The claims on fine-tuned models leave out {' and '.join(sorted(left_out))}: "
-            + left_out_note(left_out).split(", ", 1)[1]
-            + ". See the learning check.",
+            f"{left_out_reasons(left_out)}. See the learning check.",
             "",
         ]
     for group, title in GROUPS.items():

@@ -212,10 +212,10 @@ def claims(job: Claims, logger: logging.Logger) -> None:
         screens=joined(job.screens),
         prunable=joined(job.prunable),
     )
-    table = claims_table(inputs)
-    left_out = unlearned_tasks(inputs)
+    left_out = unlearned_tasks(inputs)  # the learning check once, for the table and the card
     for task, why in left_out.items():
         logger.warning("%s does not clearly learn (%s): claims on fine-tuned models leave it out", task, why)
+    table = claims_table(inputs, left_out)
     write_table(table.to_arrow(), job.table, {"model": job.model, "settings": job.settings})
     card = claims_markdown(table, job.model, left_out)
     write_atomically(job.md, lambda tmp: tmp.write_text(card, encoding="utf-8"))
