@@ -55,6 +55,7 @@ rule evaluate:
         runtime=60,
     params:
         model_entry=model_entry,
+        pooling=lambda wildcards: training_settings(wildcards)["pooling"],
         max_length=config["max_length"],
         batch_size=config["evaluation"]["batch_size"],
         device=config["device"],

@@ -168,19 +168,22 @@ def test_per_task_training_must_name_glue_tasks(config: dict[str, Any]) -> None:
     check_config(with_changes(config, finetune__by_task={"MRPC": {"epochs": 2}, "RTE": {"epochs": 5}}))
 
 
+def _family_model(
+    config: dict[str, Any], folder: Path, model_config: Any, alias: str, **changes: Any
+) -> list[str]:
+    """The problems of `config` with one local model of `model_config`'s family (config.json only)."""
+    model_config.save_pretrained(folder)
+    models = [{"alias": alias, "source": "local", "path": str(folder)}]
+    return problems(with_changes(config, models=models, primary_model=alias, **changes))
+
+
 def test_mean_mode_is_refused_for_a_family_without_the_head_output(
     config: dict[str, Any], tmp_path: Path
 ) -> None:
     import transformers as T
 
-    folder = tmp_path / "deberta"
-    T.DebertaV2Config(
-        vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4
-    ).save_pretrained(folder)
-    models = [{"alias": "deb", "source": "local", "path": str(folder)}]
-    found = problems(
-        with_changes(config, models=models, primary_model="deb", ablation__modes=["uniform", "mean"])
-    )
+    deberta = T.DebertaV2Config(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+    found = _family_model(config, tmp_path / "deberta", deberta, "deb", ablation__modes=["uniform", "mean"])
     assert any(
         p.startswith("ablation.modes: 'mean'") and "models.deb" in p and "'deberta-v2'" in p for p in found
     ), found
@@ -203,3 +206,18 @@ def test_bf16_inference_needs_cuda(config: dict[str, Any]) -> None:
 def test_the_old_patterns_variant_key_names_its_new_name(config: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=r"patterns\.variant is no longer a key: use patterns\.condition"):
         check_renamed_keys(with_changes(config, patterns={"variant": "finetuned"}))
+
+
+def test_mean_pooling_is_refused_for_a_family_without_a_pooler(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    import transformers as T
+
+    roberta = T.RobertaConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+    found = _family_model(
+        config, tmp_path / "roberta", roberta, "rob", finetune__by_task={"RTE": {"pooling": "mean"}}
+    )
+    assert any(
+        p.startswith("finetune.pooling: 'mean'") and "models.rob" in p and "'roberta'" in p for p in found
+    ), found
+    check_config(with_changes(config, finetune__pooling="mean"))  # the tiny BERT reads it

@@ -20,7 +20,9 @@ class Finetune:
     seed: int  # one of finetune.seeds (of finetune.scratch_seeds for condition scratch)
     model_entry: dict[str, Any]
     train: Path
-    settings: dict[str, Any]  # finetune.* but the seed lists (headlab.model.finetune.TrainingSettings)
+    # finetune.* but the seed lists: headlab.model.finetune.TrainingSettings, and pooling
+    # (headlab.model.pooling: the readout the classifier reads)
+    settings: dict[str, Any]
     max_length: int
     device: str
     precision: str  # of the inference passes: float32 | bf16 (config key precision)
@@ -46,18 +48,21 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
     from headlab.runtime import progress_bar
 
     task = get_task(job.task)
-    settings = TrainingSettings(**job.settings, seed=job.seed)
+    training = dict(job.settings)
+    pooling = training.pop("pooling", "cls")
+    settings = TrainingSettings(**training, seed=job.seed)
     spec = ModelSpec.from_config(job.model, job.model_entry)
-    model, tokenizer = load_for_task(spec, task, job.condition, settings.seed)
+    model, tokenizer = load_for_task(spec, task, job.condition, settings.seed, pooling)
     examples = encode(tokenizer, pl.read_parquet(job.train), job.max_length)
     where = pick_device(job.device, job.precision)
     logger.info(
-        "fine-tuning %s (%s) on %s: %d examples, %s, device %s",
+        "fine-tuning %s (%s) on %s: %d examples, %s, pooling %s, device %s",
         job.model,
         job.condition,
         task.name,
         len(examples),
         settings,
+        pooling,
         where,
     )
     steps = training_steps(len(examples), settings)
@@ -77,6 +82,7 @@ def finetune(job: Finetune, logger: logging.Logger) -> None:
         "condition": job.condition,
         "seed": job.seed,
         "settings": vars(settings),
+        "pooling": pooling,
         "max_length": job.max_length,
         "n_train": len(examples),
     }
@@ -102,6 +108,7 @@ class Evaluate:
     precision: str  # of the inference passes: float32 | bf16 (config key precision)
     scores: Path
     predictions: Path  # condition x example
+    pooling: str = "cls"  # the pretrained condition's readout: the fine-tuning's (finetune.pooling)
     log: Path | None = None
     threads: int = 1
 
@@ -124,7 +131,8 @@ def evaluate(job: Evaluate, logger: logging.Logger) -> None:
     task = get_task(job.task)
     spec = ModelSpec.from_config(job.model, job.model_entry)
     where = pick_device(job.device, job.precision)
-    models = {PRETRAINED: load_for_task(spec, task, PRETRAINED, job.seed)}  # CONDITIONS order
+    # CONDITIONS order; the checkpoints read the pooling their configs record
+    models = {PRETRAINED: load_for_task(spec, task, PRETRAINED, job.seed, job.pooling)}
     if job.scratch is not None:
         models[SCRATCH] = load_checkpoint(job.scratch)
     else:

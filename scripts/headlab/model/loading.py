@@ -29,6 +29,7 @@ from headlab.conditions import check_condition, is_trained, starts_from_encoder
 from headlab.data.tasks import TaskSpec
 from headlab.model.families import UnsupportedModelError, check_config_supported
 from headlab.model.inference import set_inference_precision
+from headlab.model.pooling import PoolingError, restore_pooling, set_pooling
 from headlab.model.specs import ModelLoadError, ModelSpec, check_checkpoint_dir
 
 
@@ -61,9 +62,10 @@ def supported_config(location: str | Path, revision: str | None, what: str) -> P
 
 
 def load_for_task(
-    spec: ModelSpec, task: TaskSpec, condition: str, seed: int
+    spec: ModelSpec, task: TaskSpec, condition: str, seed: int, pooling: str = "cls"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model with a fresh, seeded classification head, and its tokenizer.
+    """The model with a fresh, seeded classification head reading `pooling`
+    (`headlab.model.pooling`), and its tokenizer.
 
     ``condition`` (`headlab.conditions`) ``pretrained`` or ``finetuned``: the encoder's weights,
     where fine-tuning starts; ``scratch``: same config, all weights re-initialised by the model's
@@ -87,11 +89,16 @@ def load_for_task(
             model = AutoModelForSequenceClassification.from_config(config)
     except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(f"models.{spec.alias}: cannot load {location}: {error}") from error
+    try:
+        set_pooling(model, pooling)
+    except PoolingError as error:
+        raise ModelLoadError(f"models.{spec.alias}: {error}") from None
     return model, load_tokenizer(location, spec.revision)
 
 
 def load_checkpoint(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A fine-tuned model saved by the workflow (Hugging Face format)."""
+    """A fine-tuned model saved by the workflow (Hugging Face format), reading the pooling it was
+    trained with."""
     folder = Path(folder)
     check_checkpoint_dir(folder, "checkpoint")
     supported_config(folder, None, f"checkpoint {folder}")
@@ -99,6 +106,10 @@ def load_checkpoint(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedToke
         model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
     except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(f"cannot read the checkpoint in {folder}: {error}") from error
+    try:
+        restore_pooling(model)
+    except PoolingError as error:
+        raise ModelLoadError(f"checkpoint {folder}: {error}") from None
     return model, load_tokenizer(str(folder))
 
 

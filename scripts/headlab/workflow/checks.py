@@ -16,8 +16,9 @@ from typing import Any
 from headlab.conditions import ATTENTION_CONDITIONS
 from headlab.data.glue import GlueDataError, local_split_path, resolve_source
 from headlab.data.tasks import UnknownTaskError, get_task
-from headlab.model.families import UnsupportedModelError, check_config_supported
+from headlab.model.families import UnsupportedModelError, check_config_supported, family_of
 from headlab.model.masks import MaskError, parse_named_mask
+from headlab.model.pooling import PoolingError, check_pooling
 from headlab.model.specs import ModelLoadError, ModelSpec
 
 SPLITS = ("train", "dev")
@@ -129,26 +130,50 @@ def _per_task_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _local_model_types(config: Mapping[str, Any]) -> list[tuple[ModelSpec, str]]:
+    """(spec, model type) of each model whose config.json is on disk (hub models are checked when
+    their job starts; unreadable or unsupported ones are reported by the model checks)."""
+    found = []
+    for entry in config["models"]:
+        spec = ModelSpec.from_config(entry["alias"], entry)
+        if spec.source == "hub":
+            continue
+        try:
+            with open(Path(spec.resolve()) / "config.json") as handle:
+                model_config = json.load(handle)
+            check_config_supported(model_config, spec.alias)
+        except (OSError, ModelLoadError, UnsupportedModelError, ValueError):
+            continue
+        found.append((spec, model_config["model_type"]))
+    return found
+
+
 def _mean_mode_problems(config: Mapping[str, Any]) -> list[str]:
     """Mode mean needs the head's context vector, which hook-route families do not expose."""
     if "mean" not in config.get("ablation", {}).get("modes", []):
         return []
+    return [
+        f"ablation.modes: 'mean' needs each head's output, which headlab cannot reach in "
+        f"models.{spec.alias} (model type {model_type!r} forms its attention itself); "
+        "use uniform or zero for it"
+        for spec, model_type in _local_model_types(config)
+        if family_of(model_type).route == "hooks"
+    ]
+
+
+def _pooling_problems(config: Mapping[str, Any]) -> list[str]:
+    """finetune.pooling (shared or a task's) must be one every configured model can read."""
+    finetune = config.get("finetune", {})
+    chosen = {finetune.get("pooling", "cls")} | {
+        entry.get("pooling", "cls") for entry in (finetune.get("by_task") or {}).values()
+    }
     problems = []
-    for entry in config["models"]:
-        spec = ModelSpec.from_config(entry["alias"], entry)
-        if spec.source == "hub":
-            continue  # checked when its job starts (the engine refuses it by name)
-        try:
-            with open(Path(spec.resolve()) / "config.json") as handle:
-                family = check_config_supported(json.load(handle), spec.alias)
-        except (OSError, ModelLoadError, UnsupportedModelError, ValueError):
-            continue  # reported by the model checks
-        if family.route == "hooks":
-            problems.append(
-                f"ablation.modes: 'mean' needs each head's output, which headlab cannot reach in "
-                f"models.{spec.alias} (model type {family.model_types[0]!r} forms its attention itself); "
-                "use uniform or zero for it"
-            )
+    for spec, model_type in _local_model_types(config):
+        for pooling in sorted(chosen):
+            try:
+                check_pooling(pooling, model_type, f"models.{spec.alias}")
+            except PoolingError as error:
+                problems.append(str(error))
     return problems
 
 
@@ -238,6 +263,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         + _mask_problems(config)
         + _per_task_problems(config)
         + _mean_mode_problems(config)
+        + _pooling_problems(config)
         + _seed_problems(config)
         + _precision_problems(config)
         + _pattern_condition_problems(config)
