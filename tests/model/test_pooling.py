@@ -104,6 +104,18 @@ def test_the_loaders_apply_and_restore_the_pooling(tmp_path: Path) -> None:
     assert getattr(cls_model.config, CONFIG_KEY) == "cls"
 
 
+def test_a_pruned_checkpoint_keeps_its_pooling(tmp_path: Path) -> None:
+    from headlab.model.pruning import load_pruned, save_pruned
+
+    model = set_pooling(tiny_classifier(seed=9), "mean")
+    save_pruned(model, None, tmp_path, [(0, 1), (1, 3)])
+    ids, mask = _batch(seed=6)
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask).logits
+        loaded = load_pruned(tmp_path)(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(loaded, expected, **TOL)
+
+
 def test_training_with_mean_pooling_leaves_the_unused_pooler_without_gradient() -> None:
     model = set_pooling(tiny_classifier(seed=7), "mean").train()
     ids, mask = _batch(seed=4)

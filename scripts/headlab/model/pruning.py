@@ -64,6 +64,7 @@ from headlab.model.engine import (
     model_family,
     submodule,
 )
+from headlab.model.pooling import restore_pooling
 
 CONFIG_KEY = "headlab_pruned_heads"
 
@@ -278,7 +279,8 @@ def _saved_weights(folder: Path) -> dict[str, torch.Tensor]:
 def load_pruned(folder: str | Path) -> PreTrainedModel:
     """The model `save_pruned` wrote: its class (config ``architectures``) built from the config,
     pruned as the config records, and the saved weights loaded strictly (only keys tied to a
-    loaded one may be absent); in eval mode."""
+    loaded one may be absent); reading the pooling its config records
+    (`headlab.model.pooling`); in eval mode."""
     folder = Path(folder)
     config = AutoConfig.from_pretrained(folder)
     heads = getattr(config, CONFIG_KEY, None)
@@ -308,4 +310,4 @@ def load_pruned(folder: str | Path) -> PreTrainedModel:
             f"{folder}: the pruned model's weights do not match the checkpoint "
             f"(missing: {untied[:5]}, unexpected: {unexpected[:5]})"
         )
-    return model.eval()
+    return restore_pooling(model).eval()
