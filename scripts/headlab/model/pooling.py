@@ -61,7 +61,7 @@ def _attention_mask(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tens
 
 def set_pooling(model: PreTrainedModel, pooling: str) -> PreTrainedModel:
     """Make `model`'s classifier read `pooling` and record it in its config; returns the model."""
-    check_pooling(pooling, model.config.model_type, f"{model.name_or_path or 'the model'}")
+    check_pooling(pooling, model.config.model_type, model.name_or_path or "the model")
     if getattr(model, _HOOKED, False):
         if pooling != "mean":
             raise PoolingError(f"finetune.pooling: this model already reads 'mean', not {pooling!r}")
