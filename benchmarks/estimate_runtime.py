@@ -4,10 +4,14 @@ Every model job's time is taken as an overhead plus a cost per token of work: tr
 epochs (finetune), dev tokens x conditions (evaluate), dev tokens x masks (ablate_sweep,
 ablate_mask), sampled dev tokens (attention_stats, attention_drift). The cost per token and the
 overhead of each rule are fitted (least squares, overhead >= 0) on the finished run's jobs; the
-other rules take their mean time. The target config's work is counted on its own data samples
-(the same seeded sampling as prepare_task, tokenised with the model's tokenizer), so tasks
-with longer texts cost more. With `--cores 2` and 2 threads per job the jobs run one at a
-time, so the estimate is the sum. Run from the repository root, e.g.:
+other rules take their mean time. Fine-tuning is the exception: a task the finished run trained
+takes that task's own seconds per training token (through the origin), because a task's cost per
+token grows with its padded length and a fit across two tasks puts that difference into the
+overhead (the fit across MRPC and RTE gave 290 s of overhead a job, so an added epoch counted for
+a quarter of its cost); a task the finished run did not train takes the fit. The target config's
+work is counted on its own data samples (the same seeded sampling as prepare_task, tokenised with
+the model's tokenizer), so tasks with longer texts cost more. With `--cores 2` and 2 threads per
+job the jobs run one at a time, so the estimate is the sum. Run from the repository root, e.g.:
 
     python benchmarks/estimate_runtime.py --run /tmp/quick --configfile configs/cpu-study.yaml
 
@@ -111,6 +115,31 @@ def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
     return 0.0, float(time.sum() / work.sum())
 
 
+def finetune_estimate(
+    measured: dict, work: dict[str, float], fitted: tuple[float, float], jobs: int
+) -> float:
+    """Seconds of the target's fine-tuning: per task, the finished run's seconds per training token
+    of that task times the target's tokens (tokens x epochs x runs); a task the finished run did not
+    train takes the fit across tasks, with its overhead per job."""
+    overhead, rate = fitted
+    total, fitted_work = 0.0, 0.0
+    tasks = [key.removeprefix("finetune ") for key in work if key.startswith("finetune ")]
+    for task in tasks:
+        points = measured.get(f"finetune {task}") or []
+        if points:
+            total += (
+                sum(seconds(path) for path, _ in points)
+                / sum(w for _, w in points)
+                * work[f"finetune {task}"]
+            )
+        else:
+            fitted_work += work[f"finetune {task}"]
+    if fitted_work:
+        share = fitted_work / work["finetune"]
+        total += share * jobs * overhead + rate * fitted_work
+    return total
+
+
 def load_config(path: Path) -> dict:
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     for key, value in yaml.safe_load(path.read_text()).items():
@@ -121,7 +150,8 @@ def load_config(path: Path) -> dict:
 
 
 def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str, list[tuple[Path, float]]]:
-    """Per model rule, (benchmark file, work) of the finished run's jobs."""
+    """Per model rule, (benchmark file, work) of the finished run's jobs; fine-tuning also per task,
+    under "finetune TASK"."""
     length = config["max_length"]
     found: dict[str, list[tuple[Path, float]]] = defaultdict(list)
     for task in config["tasks"]:
@@ -155,6 +185,9 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
         }
         for rule, (*patterns, work) in per_rule.items():
             found[rule] += [(path, work) for pattern in patterns for path in logs.glob(pattern)]
+        found[f"finetune {task}"] = [
+            (path, per_rule["finetune"][1]) for path in logs.glob(per_rule["finetune"][0])
+        ]
         # the pretrained encoder and each checkpoint of the seed (scratch: of finetune.scratch_seeds)
         finetune = config["finetune"]
         scratch = {str(seed) for seed in finetune.get("scratch_seeds") or finetune["seeds"]}
@@ -165,7 +198,8 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
 
 
 def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, float]:
-    """Per model rule, the work of one job unit of the target config summed over its tasks and seeds."""
+    """Per model rule, the work of one job unit of the target config summed over its tasks and seeds;
+    fine-tuning also per task, under "finetune TASK"."""
     length, data = config["max_length"], config["data"]
     seeds, modes = len(config["finetune"]["seeds"]), len(config["ablation"]["modes"])
     named = len(config["ablation"]["masks"])
@@ -181,6 +215,7 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
         train, dev = tokens(tokenizer, tables["train"], length), tokens(tokenizer, tables["dev"], length)
         sample = tokens(tokenizer, tables["dev"], length, config["attention"]["max_examples"])
         total["finetune"] += trained_seeds(config) * train * epochs_of(config, task)
+        total[f"finetune {task}"] = trained_seeds(config) * train * epochs_of(config, task)
         total["evaluate"] += (seeds + trained_seeds(config)) * dev  # pretrained and each checkpoint
         total["ablate_sweep"] += seeds * modes * dev  # x masks below
         total["ablate_mask"] += seeds * modes * named * 2 * dev
@@ -221,6 +256,8 @@ def main() -> None:
                 continue
             overhead, rate = fit(points)
             estimate = count * overhead + rate * work[rule]
+            if rule == "finetune":
+                estimate = finetune_estimate(measured, work, (overhead, rate), count)
             print(f"{rule:<18}{count:>6}{overhead:>12.1f}{1000 * rate:>17.3f}{estimate:>12.0f}")
         else:  # its mean job time in the finished run (a pruning curve's: per dev pass)
             times = [seconds(path) for path in (args.run / "logs" / rule).glob("**/*.benchmark.tsv")]

@@ -46,3 +46,28 @@ def test_framenet_masks_epochs_and_runs_per_task() -> None:
     assert module.epochs_of(tuned, "RTE") == 5 and module.epochs_of(tuned, "MRPC") == 3
     assert module.trained_seeds(config()) == 3 + 1  # scratch for seed 42 only
     assert module.trained_seeds(tuned) == 2 + 2  # no scratch_seeds: every seed trains scratch too
+
+
+def test_fine_tuning_scales_with_each_task_own_cost_per_token(tmp_path: Path) -> None:
+    """A trained task: its own seconds per token times the target's tokens, so a fourth epoch costs a
+    third of three; an untrained task: the fit's overhead per job plus its rate."""
+    module = estimator()
+
+    def benchmark(name: str, seconds: float) -> Path:
+        path = tmp_path / f"{name}.benchmark.tsv"
+        path.write_text(f"s\th:m:s\n{seconds}\t0:00:00\n")
+        return path
+
+    # the finished run: RTE 2 runs of 3 epochs over 1000 tokens, 375 s each; MRPC 2 runs, 400 s each
+    measured = {
+        "finetune RTE": [(benchmark("rte-42", 375.0), 3000.0), (benchmark("rte-43", 375.0), 3000.0)],
+        "finetune MRPC": [(benchmark("mrpc-42", 400.0), 6000.0), (benchmark("mrpc-43", 400.0), 6000.0)],
+    }
+    # the target: RTE at 4 epochs (2 runs), MRPC unchanged, SST-2 not in the finished run (2 runs)
+    work = {"finetune RTE": 2 * 4000.0, "finetune MRPC": 2 * 6000.0, "finetune SST-2": 2 * 5000.0}
+    work["finetune"] = sum(work.values())
+    overhead, rate = 20.0, 0.06
+    estimate = module.finetune_estimate(measured, work, (overhead, rate), jobs=6)
+    rte, mrpc = 2 * 375.0 * 4 / 3, 2 * 400.0
+    sst2 = 10000.0 / work["finetune"] * 6 * overhead + rate * 10000.0  # its share of the jobs
+    assert abs(estimate - (rte + mrpc + sst2)) < 1e-6 * estimate
