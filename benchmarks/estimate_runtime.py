@@ -184,10 +184,10 @@ def work_of(run: Path, config: dict, tokenizer: object, masks: int) -> dict[str,
             ),
         }
         for rule, (*patterns, work) in per_rule.items():
-            found[rule] += [(path, work) for pattern in patterns for path in logs.glob(pattern)]
-        found[f"finetune {task}"] = [
-            (path, per_rule["finetune"][1]) for path in logs.glob(per_rule["finetune"][0])
-        ]
+            jobs = [(path, work) for pattern in patterns for path in logs.glob(pattern)]
+            found[rule] += jobs
+            if rule == "finetune":
+                found[f"finetune {task}"] = jobs
         # the pretrained encoder and each checkpoint of the seed (scratch: of finetune.scratch_seeds)
         finetune = config["finetune"]
         scratch = {str(seed) for seed in finetune.get("scratch_seeds") or finetune["seeds"]}
@@ -214,8 +214,8 @@ def target_work(config: dict, tokenizer: object, glue_dir: str) -> dict[str, flo
             tables[split] = pl.from_arrow(table)
         train, dev = tokens(tokenizer, tables["train"], length), tokens(tokenizer, tables["dev"], length)
         sample = tokens(tokenizer, tables["dev"], length, config["attention"]["max_examples"])
-        total["finetune"] += trained_seeds(config) * train * epochs_of(config, task)
         total[f"finetune {task}"] = trained_seeds(config) * train * epochs_of(config, task)
+        total["finetune"] += total[f"finetune {task}"]
         total["evaluate"] += (seeds + trained_seeds(config)) * dev  # pretrained and each checkpoint
         total["ablate_sweep"] += seeds * modes * dev  # x masks below
         total["ablate_mask"] += seeds * modes * named * 2 * dev
@@ -255,9 +255,10 @@ def main() -> None:
                 print(f"{rule:<18}{count:>6}  no benchmark in {args.run}/logs")
                 continue
             overhead, rate = fit(points)
-            estimate = count * overhead + rate * work[rule]
             if rule == "finetune":
                 estimate = finetune_estimate(measured, work, (overhead, rate), count)
+            else:
+                estimate = count * overhead + rate * work[rule]
             print(f"{rule:<18}{count:>6}{overhead:>12.1f}{1000 * rate:>17.3f}{estimate:>12.0f}")
         else:  # its mean job time in the finished run (a pruning curve's: per dev pass)
             times = [seconds(path) for path in (args.run / "logs" / rule).glob("**/*.benchmark.tsv")]
